@@ -1,0 +1,45 @@
+# mm-eureka-plugin: make install | test | lint | demo
+# On a machine without CUDA the CPU build of torch is installed; OpenRLHF goes in with --no-deps
+# because its flash-attn pin cannot build without CUDA (its other requirements are in setup.py).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+TORCH_VERSION := 2.13.0
+OPENRLHF_VERSION := 0.11.2
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint format demo constraints clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -c constraints.txt "torch==$(TORCH_VERSION)"
+	$(PIP) install --no-deps "openrlhf==$(OPENRLHF_VERSION)"
+	DS_BUILD_OPS=0 $(PIP) install -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+demo: install
+	$(BIN)/mm-eureka plugins
+	$(BIN)/mm-eureka train recipes/cpgd-qwen2.5vl-7b.yaml --dry-run
+
+# Re-pin every dependency from the current venv (torch excluded: the Makefile pins it).
+constraints: install
+	{ sed -n '1,2p' constraints.txt; $(PIP) freeze --exclude-editable | grep -v '^torch=='; } > constraints.tmp
+	mv constraints.tmp constraints.txt
+
+clean:
+	rm -rf $(VENV) build *.egg-info

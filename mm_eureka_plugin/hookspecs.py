@@ -1,0 +1,66 @@
+"""The plugin contract: one pluggy hook per component kind.
+
+Every hook takes no arguments and returns ``dict[str, factory]``. A factory is called with the
+keyword parameters a recipe gives the component and returns the component itself. Its docstring's
+first line is the description ``mm-eureka plugins`` shows. Call shapes of the components, by kind:
+
+- ``reward``: ``(samples: list[RewardSample]) -> list[RewardResult | float]``.
+- ``policy_loss``: ``(log_probs, old_log_probs, advantages, action_mask, *, num_tokens=None)
+  -> (loss, metrics)``, per-token tensors of shape ``[batch, response_len]``; ``num_tokens`` is the
+  token-mean denominator (default: the unmasked tokens of this batch).
+- ``advantage_weight``: ``(rewards: Tensor[num_prompts, n_samples]) -> Tensor`` of the same shape,
+  multiplying the group-centred reward of each sample.
+- ``data_format``, ``step_splitter``, ``prm_aggregator``, ``judge``: the data and PRM pipelines.
+"""
+
+import pluggy
+
+from mm_eureka_plugin import PROJECT_NAME
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+KIND_HOOKS = {
+    "reward": "mm_eureka_rewards",
+    "policy_loss": "mm_eureka_policy_losses",
+    "advantage_weight": "mm_eureka_advantage_weights",
+    "data_format": "mm_eureka_data_formats",
+    "step_splitter": "mm_eureka_step_splitters",
+    "prm_aggregator": "mm_eureka_prm_aggregators",
+    "judge": "mm_eureka_judges",
+}
+"""Component kind -> the hook that registers components of that kind."""
+
+
+@hookspec
+def mm_eureka_rewards() -> dict:
+    """Reward factories by name."""
+
+
+@hookspec
+def mm_eureka_policy_losses() -> dict:
+    """Policy loss factories by name."""
+
+
+@hookspec
+def mm_eureka_advantage_weights() -> dict:
+    """Advantage weighting factories by name."""
+
+
+@hookspec
+def mm_eureka_data_formats() -> dict:
+    """Data format reader factories by name."""
+
+
+@hookspec
+def mm_eureka_step_splitters() -> dict:
+    """Step splitter factories by name."""
+
+
+@hookspec
+def mm_eureka_prm_aggregators() -> dict:
+    """PRM step-score aggregator factories by name."""
+
+
+@hookspec
+def mm_eureka_judges() -> dict:
+    """Answer judge factories by name."""

@@ -1,0 +1,51 @@
+"""Reductions shared by the policy losses."""
+
+from __future__ import annotations
+
+import torch
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` over the tokens where ``mask`` is set (0 when none is)."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def masked_max(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Largest of ``values`` over the tokens where ``mask`` is set (0 when none is)."""
+    mask = mask.bool()
+    if not mask.any():
+        return values.new_zeros(())
+    return values[mask].max()
+
+
+def aggregate(
+    per_token_loss: torch.Tensor,
+    action_mask: torch.Tensor,
+    aggregation: str,
+    num_tokens: torch.Tensor | float | None,
+    group_size: int | None,
+) -> torch.Tensor:
+    """Reduce a ``[batch, tokens]`` loss to a scalar.
+
+    ``token_mean``: sum over unmasked tokens divided by ``num_tokens`` (default: their count in
+    this batch; pass the global count to normalise across micro-batches and ranks).
+    ``group_mean`` (CPGD paper Eq. 2): within each prompt group of ``group_size`` consecutive rows,
+    sum over tokens divided by the group's token count; then the mean over groups.
+    """
+    mask = action_mask.to(per_token_loss.dtype)
+    if aggregation == "token_mean":
+        if num_tokens is None:
+            num_tokens = mask.sum().clamp(min=1.0)
+        return (per_token_loss * mask).sum() / num_tokens
+    if aggregation == "group_mean":
+        batch = per_token_loss.shape[0]
+        if not group_size or batch % group_size:
+            raise ValueError(
+                f"group_mean needs whole prompt groups: batch of {batch} rows is not a multiple of "
+                f"group_size={group_size}."
+            )
+        sums = (per_token_loss * mask).sum(-1).view(-1, group_size).sum(-1)
+        counts = mask.sum(-1).view(-1, group_size).sum(-1).clamp(min=1.0)
+        return (sums / counts).mean()
+    raise ValueError(f"aggregation must be 'token_mean' or 'group_mean', got {aggregation!r}.")
