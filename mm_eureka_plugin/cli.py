@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 
 from mm_eureka_plugin.config import RecipeError, load_recipe
 from mm_eureka_plugin.patches import OpenRLHFVersionError
@@ -71,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # torch imports pynvml, which OpenRLHF requires, and warns about it on every command.
+    warnings.filterwarnings("ignore", message="The pynvml package is deprecated", category=FutureWarning)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

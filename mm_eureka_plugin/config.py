@@ -40,6 +40,17 @@ DEVICES = ("auto", "cuda", "cpu")
 _FLAG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 floats: ``1e-6`` is a number, not the string YAML 1.1 makes of it."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
 class RecipeError(ValueError):
     """A recipe is malformed; the message names the file, the key and the fix."""
 
@@ -80,7 +91,7 @@ class PluginConfig:
         raw = os.environ.get(CONFIG_ENV)
         if not raw:
             return cls()
-        return parse_plugin_section(json.loads(raw), source=f"${CONFIG_ENV}")
+        return parse_plugin_section(json.loads(raw), where=f"${CONFIG_ENV}: ")
 
     def build(self, kind: str) -> Any:
         """Build the component chosen for ``kind``, or None when the recipe chose none."""
@@ -116,8 +127,9 @@ class Recipe:
     def validate(self) -> dict[str, Any]:
         """Check the OpenRLHF flags against the plugin, and build every chosen component, so
         that a bad name, parameter or combination fails before anything starts."""
+        built = self.build_components()
         self.check_openrlhf_compat()
-        return self.build_components()
+        return built
 
     def build_components(self) -> dict[str, Any]:
         """Build every chosen component."""
@@ -189,7 +201,7 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     if not path.is_file():
         raise RecipeError(f"recipe '{path}' does not exist.")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_Loader) or {}
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -209,7 +221,7 @@ def apply_override(data: dict, override: str, source: str = "recipe") -> None:
             "(e.g. openrlhf.actor.learning_rate=1e-6, plugin.policy_loss.drift_coef=0.02)."
         )
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml.load(raw, Loader=_Loader) if raw.strip() else None
     except yaml.YAMLError as exc:
         raise RecipeError(f"--set '{override}': value is not valid YAML: {exc}") from exc
     target = data.setdefault(section, {})
@@ -256,23 +268,23 @@ def parse_recipe(data: dict, path: Path | None = None) -> Recipe:
             )
     flags = {key.removeprefix("--"): value for key, value in flags.items()}
     base_dir = path.parent if path else Path.cwd()
-    plugin = parse_plugin_section(data.get("plugin") or {}, source=f"{where}key 'plugin'", base_dir=base_dir)
+    plugin = parse_plugin_section(data.get("plugin") or {}, where=where, base_dir=base_dir)
     return Recipe(path=path, openrlhf=flags, plugin=plugin)
 
 
-def parse_plugin_section(section: Any, source: str, base_dir: Path | None = None) -> PluginConfig:
-    """Validate the ``plugin:`` mapping into a :class:`PluginConfig`."""
-    if not isinstance(section, dict):
-        raise RecipeError(f"{source} must be a mapping; valid keys: {', '.join((*COMPONENT_KEYS, 'device'))}.")
+def parse_plugin_section(section: Any, where: str = "", base_dir: Path | None = None) -> PluginConfig:
+    """Validate the ``plugin:`` mapping into a :class:`PluginConfig`; ``where`` prefixes errors."""
     valid = (*COMPONENT_KEYS, "device")
+    if not isinstance(section, dict):
+        raise RecipeError(f"{where}key 'plugin' must be a mapping; valid keys: {', '.join(valid)}.")
     unknown = [k for k in section if k not in valid]
     if unknown:
-        raise RecipeError(f"{source}: unknown key '{unknown[0]}'. Valid keys: {', '.join(valid)}.")
+        raise RecipeError(f"{where}key 'plugin': unknown key '{unknown[0]}'. Valid keys: {', '.join(valid)}.")
     device = section.get("device", "auto")
     if device not in DEVICES:
-        raise RecipeError(f"{source}.device must be one of {', '.join(DEVICES)}, got {device!r}.")
+        raise RecipeError(f"{where}key 'plugin.device' must be one of {', '.join(DEVICES)}, got {device!r}.")
     specs = {
-        key: _parse_component(section[key], f"{source}.{key}", base_dir)
+        key: _parse_component(section[key], f"{where}key 'plugin.{key}'", base_dir)
         for key in COMPONENT_KEYS
         if section.get(key) is not None
     }

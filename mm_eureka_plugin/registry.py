@@ -192,9 +192,7 @@ def check_params(component: Component, params: dict[str, Any]) -> None:
     except (TypeError, ValueError):
         return  # a builtin or C callable: nothing to check against
     accepted = {
-        name: p
-        for name, p in signature.parameters.items()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        name: p for name, p in signature.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     }
     takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
     try:
@@ -211,14 +209,9 @@ def check_params(component: Component, params: dict[str, Any]) -> None:
         hint = hints.get(key)
         if hint is not None and not _matches(value, hint):
             raise ComponentError(
-                f"parameter '{key}' of {where} must be {_type_name(hint)}, got {value!r} "
-                f"({type(value).__name__})."
+                f"parameter '{key}' of {where} must be {_type_name(hint)}, got {value!r} ({type(value).__name__})."
             )
-    missing = [
-        name
-        for name, p in accepted.items()
-        if p.default is p.empty and name not in params
-    ]
+    missing = [name for name, p in accepted.items() if p.default is p.empty and name not in params]
     if missing:
         raise ComponentError(f"{where} needs parameter(s): {', '.join(missing)}.")
 
@@ -261,12 +254,12 @@ def registry() -> Registry:
     return _registry
 
 
-def reload() -> Registry:
-    """Discover the plugins again (after installing or removing a distribution)."""
+def reload() -> None:
+    """Forget the discovered plugins: the next use discovers them again (after installing or
+    removing a distribution)."""
     global _registry
     importlib.invalidate_caches()
     _registry = None
-    return registry()
 
 
 def names(kind: str) -> list[str]:

@@ -109,7 +109,9 @@ def tiny_config(vocab_size: int = 152064, hidden_size: int = 64, layers: int = 2
     return Qwen2_5_VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True)
 
 
-def build_tiny_qwen2_5_vl(out_dir: str | Path, seed: int = 0, min_pixels: int = 4 * 28 * 28, max_pixels: int = 64 * 28 * 28) -> Path:
+def build_tiny_qwen2_5_vl(
+    out_dir: str | Path, seed: int = 0, min_pixels: int = 4 * 28 * 28, max_pixels: int = 64 * 28 * 28
+) -> Path:
     """Save a random-weight tiny Qwen2.5-VL (model, tokenizer, processor) to ``out_dir``."""
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
@@ -123,7 +125,9 @@ def build_tiny_qwen2_5_vl(out_dir: str | Path, seed: int = 0, min_pixels: int = 
     model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     image_processor = Qwen2VLImageProcessorPil(size={"shortest_edge": min_pixels, "longest_edge": max_pixels})
-    processor = Qwen2_5_VLImageProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE)
+    processor = Qwen2_5_VLImageProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE
+    )
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir

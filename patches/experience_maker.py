@@ -35,7 +35,7 @@ def apply_advantage_weights(experiences: list, n_samples: int, weight_fn) -> Non
         raise ValueError(
             f"advantage_weight returned shape {tuple(weights.shape)} for rewards of shape {tuple(matrix.shape)}."
         )
-    for exp, weight in zip(experiences, weights.reshape(-1)[indices].split(lengths)):
+    for exp, weight in zip(experiences, weights.reshape(-1)[indices].split(lengths), strict=True):
         weight = weight.to(exp.advantages.device)
         exp.advantages = exp.advantages * weight.unsqueeze(-1).to(exp.advantages.dtype)
         exp.info["advantage_weight"] = weight
