@@ -19,6 +19,19 @@ def masked_max(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return values[mask].max()
 
 
+def check_aggregation(aggregation: str, group_size: int | None) -> None:
+    """Refuse an unknown ``aggregation``, or ``group_mean`` without a ``group_size``."""
+    if aggregation not in ("token_mean", "group_mean"):
+        raise ValueError(f"aggregation must be 'token_mean' or 'group_mean', got {aggregation!r}.")
+    if aggregation == "group_mean" and (group_size is None or group_size < 1):
+        raise ValueError("aggregation 'group_mean' needs group_size (samples per prompt) >= 1.")
+
+
+def advantages_per_token(advantages: torch.Tensor) -> torch.Tensor:
+    """Advantages as ``[batch, tokens]`` or broadcastable to it: a ``[batch]`` vector gains a token axis."""
+    return advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages
+
+
 def aggregate(
     per_token_loss: torch.Tensor,
     action_mask: torch.Tensor,

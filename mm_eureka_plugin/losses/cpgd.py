@@ -7,7 +7,7 @@ from typing import Literal
 
 import torch
 
-from mm_eureka_plugin.losses.common import aggregate, masked_max, masked_mean
+from mm_eureka_plugin.losses.common import advantages_per_token, aggregate, check_aggregation, masked_max, masked_mean
 
 
 class CPGDLoss:
@@ -43,10 +43,7 @@ class CPGDLoss:
             raise ValueError(f"drift_coef must be >= 0, got {drift_coef}.")
         if drift_clip <= 0.0:
             raise ValueError(f"drift_clip must be > 0, got {drift_clip}.")
-        if aggregation not in ("token_mean", "group_mean"):
-            raise ValueError(f"aggregation must be 'token_mean' or 'group_mean', got {aggregation!r}.")
-        if aggregation == "group_mean" and (group_size is None or group_size < 1):
-            raise ValueError("aggregation 'group_mean' needs group_size (samples per prompt) >= 1.")
+        check_aggregation(aggregation, group_size)
         if eps_schedule_lambda is not None and not 0.0 <= eps_schedule_lambda <= 1.0:
             raise ValueError(f"eps_schedule_lambda must be in [0, 1], got {eps_schedule_lambda}.")
         self.clip_eps = clip_eps
@@ -76,8 +73,7 @@ class CPGDLoss:
         *,
         num_tokens: torch.Tensor | float | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if advantages.dim() == 1:
-            advantages = advantages.unsqueeze(-1)
+        advantages = advantages_per_token(advantages)
         old_log_probs = old_log_probs.detach()
         log_ratio = log_probs - old_log_probs
         low, high = self.clip_bounds(action_mask)

@@ -6,7 +6,7 @@ from typing import Literal
 
 import torch
 
-from mm_eureka_plugin.losses.common import aggregate, masked_max, masked_mean
+from mm_eureka_plugin.losses.common import advantages_per_token, aggregate, check_aggregation, masked_max, masked_mean
 
 
 class CappedPPOLoss:
@@ -29,8 +29,7 @@ class CappedPPOLoss:
             raise ValueError(f"clip_eps must be in (0, 1), got {clip_eps}.")
         if ratio_cap is not None and ratio_cap <= 1.0 + clip_eps:
             raise ValueError(f"ratio_cap must exceed 1 + clip_eps = {1 + clip_eps}, got {ratio_cap}.")
-        if aggregation == "group_mean" and (group_size is None or group_size < 1):
-            raise ValueError("aggregation 'group_mean' needs group_size (samples per prompt) >= 1.")
+        check_aggregation(aggregation, group_size)
         self.clip_eps = clip_eps
         self.ratio_cap = ratio_cap
         self.aggregation = aggregation
@@ -45,8 +44,7 @@ class CappedPPOLoss:
         *,
         num_tokens: torch.Tensor | float | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if advantages.dim() == 1:
-            advantages = advantages.unsqueeze(-1)
+        advantages = advantages_per_token(advantages)
         log_ratio = (log_probs - old_log_probs.detach()).clamp(min=-20.0, max=20.0)
         raw_ratio = log_ratio.exp()
         ratio = raw_ratio if self.ratio_cap is None else raw_ratio.clamp(max=self.ratio_cap)

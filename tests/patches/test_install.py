@@ -40,6 +40,31 @@ def test_modules_are_patched_when_imported_after_install_and_at_install_when_bef
     assert "pa True True" in out
 
 
+def test_the_ray_setup_hook_imports_neither_torch_nor_openrlhf():
+    # It runs before Ray sets CUDA_VISIBLE_DEVICES: importing torch or deepspeed there would touch CUDA.
+    out = run_python(
+        "import sys\n"
+        "from mm_eureka_plugin.patches import worker_setup_hook\n"
+        "worker_setup_hook()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'openrlhf', 'deepspeed', 'vllm')))\n"
+    )
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_runtime_env_carries_the_hook_config_and_openrlhfs_variables(monkeypatch):
+    from mm_eureka_plugin.config import CONFIG_ENV
+    from mm_eureka_plugin.launch import SETUP_HOOK, runtime_env
+
+    monkeypatch.setenv("NCCL_DEBUG", "INFO")
+    plugin = parse_plugin_section({"advantage_weight": "std"})
+    env = runtime_env(plugin, cpu=False)
+    assert env["worker_process_setup_hook"] == SETUP_HOOK == "mm_eureka_plugin.patches.worker_setup_hook"
+    assert env["env_vars"][CONFIG_ENV] == plugin.to_json()
+    assert env["env_vars"][patches.DEVICE_ENV] == "cuda"
+    assert env["env_vars"]["NCCL_DEBUG"] == "INFO"  # a user's setting wins, as in OpenRLHF's train()
+    assert env["env_vars"]["RAY_ENABLE_ZERO_COPY_TORCH_TENSORS"] == "1"
+
+
 def test_an_openrlhf_actor_sees_the_patch_inside_its_ray_worker(monkeypatch):
     import ray
 
