@@ -44,6 +44,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("# plugin config")
         print(json.dumps(recipe.plugin.to_dict(), indent=2, sort_keys=True))
         return 0
+    if cpu:
+        # OpenRLHF asks Ray for GPU bundles: on CPU its actors would wait for them forever.
+        raise RecipeError(
+            f"{args.recipe}: no CUDA device here (plugin.device: {recipe.plugin.device}), and OpenRLHF's "
+            "training loop does not run on CPU yet. Validate with --dry-run here and train on a GPU machine."
+        )
     train(recipe, cpu)
     return 0
 

@@ -50,3 +50,10 @@ def test_console_script_lists_plugins():
     result = subprocess.run([str(script), "plugins"], capture_output=True, text=True, env=os.environ, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "policy_loss:" in result.stdout and "cpgd  [mm-eureka-plugin]" in result.stdout
+
+
+def test_training_without_cuda_is_refused_not_left_waiting_for_gpus(capsys):
+    rc = main(["train", str(CPGD_RECIPE), "--set", "plugin.device=cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "no CUDA device" in err and "--dry-run" in err
