@@ -47,7 +47,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if cpu:
         # OpenRLHF asks Ray for GPU bundles: on CPU its actors would wait for them forever.
         raise RecipeError(
-            f"{args.recipe}: no CUDA device here (plugin.device: {recipe.plugin.device}), and OpenRLHF's "
+            f"{recipe.where}no CUDA device here (plugin.device: {recipe.plugin.device}), and OpenRLHF's "
             "training loop does not run on CPU yet. Validate with --dry-run here and train on a GPU machine."
         )
     train(recipe, cpu)

@@ -138,13 +138,13 @@ class Recipe:
             try:
                 built[key] = self.plugin.build(key)
             except ComponentError as exc:
-                raise RecipeError(f"{self._where()}key 'plugin.{key}': {exc}") from exc
+                raise RecipeError(f"{self.where}key 'plugin.{key}': {exc}") from exc
         return built
 
     def check_openrlhf_compat(self) -> None:
         """Refuse OpenRLHF flags that the chosen components would silently override or break."""
         flags = self.openrlhf
-        where = self._where()
+        where = self.where
         if self.plugin.policy_loss is not None:
             name = self.plugin.policy_loss.name
             if flags.get("actor.policy_loss_type", "ppo") != "ppo":
@@ -185,7 +185,9 @@ class Recipe:
                     "whitening). Set 'algo.advantage.estimator: dr_grpo'."
                 )
 
-    def _where(self) -> str:
+    @property
+    def where(self) -> str:
+        """Prefix for error messages: the recipe's path, or nothing for a recipe built in code."""
         return f"{self.path}: " if self.path else ""
 
 

@@ -68,8 +68,9 @@ def check_flags(recipe: Recipe, cpu: bool) -> None:
     try:
         parse_flags(recipe.openrlhf_argv())
     except FlagError as exc:
-        where = f"{recipe.path}: " if recipe.path else ""
-        raise RecipeError(f"{where}section 'openrlhf': OpenRLHF {OPENRLHF_MODULE} rejects the flags: {exc}") from exc
+        raise RecipeError(
+            f"{recipe.where}section 'openrlhf': OpenRLHF {OPENRLHF_MODULE} rejects the flags: {exc}"
+        ) from exc
 
 
 def train(recipe: Recipe, cpu: bool) -> None:
