@@ -5,7 +5,7 @@
 and flash-attn.
 """
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 # OpenRLHF 0.11.2's own requirements, less flash-attn (see the module docstring).
 OPENRLHF_REQUIREMENTS = [
@@ -44,7 +44,10 @@ setup(
     version="0.1.0",
     description="MM-Eureka, CPGD and MM-PRM for OpenRLHF 0.11.2, as a plugin",
     python_requires=">=3.10",
-    packages=["mm_eureka_plugin", "mm_eureka_plugin.patches"],
+    packages=[
+        *find_packages(include=["mm_eureka_plugin", "mm_eureka_plugin.*"]),
+        *("mm_eureka_plugin." + name for name in find_packages(include=["patches", "patches.*"])),
+    ],
     package_dir={"mm_eureka_plugin.patches": "patches"},
     install_requires=[
         *OPENRLHF_REQUIREMENTS,

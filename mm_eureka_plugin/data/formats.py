@@ -1,0 +1,325 @@
+"""The built-in data formats: MM-Eureka's jsonl, the hub's MMK12 parquet, and OpenRLHF's own rows.
+
+A data format is built by its factory with the recipe's parameters and has one method,
+``read(path) -> Iterator[PromptRecord | BadRow]``: one item per row, in file order, numbered
+from 1. Rows are read with HF ``datasets`` (``json`` for ``.jsonl``/``.json``, ``parquet`` for
+``.parquet``), streamed, so nothing is cached or written next to the data. Image references are
+returned as read, paths made absolute against the data file's folder; images are loaded and
+checked by :mod:`mm_eureka_plugin.data.convert`.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from mm_eureka_plugin.data.images import resolve_image_ref
+from mm_eureka_plugin.data.prompts import apply_system_prompt, resolve_system_prompt
+from mm_eureka_plugin.data.records import LABEL_COLUMN, BadRow, DataError, PromptRecord
+
+IMAGE_TAG = "<image>"
+"""Image placeholder in plain-text prompts, as OpenRLHF's ``PromptDataset`` reads them."""
+ROLES = ("system", "user", "assistant")
+
+
+class DataFormat(Protocol):
+    """What a ``data_format`` factory returns."""
+
+    def read(self, path: str | Path) -> Iterator[PromptRecord | BadRow]:
+        """The rows of ``path`` as records, or bad rows with their reasons."""
+
+
+class RowError(ValueError):
+    """One reason a row cannot be used."""
+
+
+def is_parquet(path: Path) -> bool:
+    """Whether ``path`` is read as Parquet (by its extension) rather than as JSON lines."""
+    return ".parquet" in path.suffixes
+
+
+def read_rows(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The rows of a ``.jsonl``/``.json``/``.parquet`` file as dicts, streamed by HF ``datasets``.
+
+    A column holding values of several types (datasets' ``Json`` feature) comes back as the
+    decoded values; HF ``Image`` columns come back undecoded (``{"bytes", "path"}``). Raises
+    :class:`DataError` naming the file if it is missing or ``datasets`` cannot read it.
+    """
+    import datasets
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file.")
+    builder, options = ("parquet", {}) if is_parquet(path) else ("json", {"parse_agent_traces": False})
+    with tempfile.TemporaryDirectory(prefix="mm-eureka-datasets-") as cache_dir:
+        try:
+            dataset = datasets.load_dataset(
+                builder, data_files=str(path), split="train", streaming=True, cache_dir=cache_dir, **options
+            )
+            for name, feature in (dataset.features or {}).items():
+                if isinstance(feature, datasets.Image):
+                    dataset = dataset.cast_column(name, datasets.Image(decode=False))
+                elif isinstance(feature, datasets.List) and isinstance(feature.feature, datasets.Image):
+                    dataset = dataset.cast_column(name, datasets.List(datasets.Image(decode=False)))
+            rows = iter(dataset)
+            while (row := next(rows, None)) is not None:
+                yield row
+        except Exception as exc:  # datasets raises many types; all mean "this file cannot be read"
+            kind = "Parquet" if builder == "parquet" else "JSON lines (one JSON object per line)"
+            raise DataError(f"{path}: cannot read it as {kind}: {type(exc).__name__}: {exc}") from exc
+
+
+def content_list(text: str) -> list[dict[str, Any]]:
+    """Chat content items for ``text``: split at ``<image>`` tags into image placeholders and
+    stripped text parts as OpenRLHF's ``PromptDataset`` does; text without tags is kept whole."""
+    if IMAGE_TAG not in text:
+        return [{"type": "text", "text": text}]
+    items: list[dict[str, Any]] = []
+    for i, part in enumerate(text.split(IMAGE_TAG)):
+        if i > 0:
+            items.append({"type": "image"})
+        if part.strip():
+            items.append({"type": "text", "text": part.strip()})
+    return items
+
+
+def parse_messages(value: Any, column: str) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Chat messages with content lists (``{"type": "image"}`` placeholders and ``{"type": "text"}``
+    items), and the image references found in image items (``{"type": "image", "image": ref}``).
+
+    String content is split at ``<image>`` tags (:func:`content_list`). Raises :class:`RowError`
+    if ``value`` is not a list of ``{"role", "content"}`` messages.
+    """
+
+    def fail(detail: str) -> RowError:
+        return RowError(f"`{column}` is not a chat message list ({detail})")
+
+    if not isinstance(value, list) or not value:
+        raise fail("empty list" if isinstance(value, list) else f"got {type(value).__name__}")
+    messages, refs = [], []
+    for m, message in enumerate(value, start=1):
+        if not isinstance(message, dict) or "content" not in message:
+            raise fail(f"message {m} is not a {{role, content}} object")
+        if message.get("role") not in ROLES:
+            raise fail(f"message {m} has role {message.get('role')!r}, not one of {', '.join(ROLES)}")
+        content = message["content"]
+        if isinstance(content, str):
+            items = content_list(content)
+        elif isinstance(content, list):
+            items = []
+            for i, item in enumerate(content, start=1):
+                kind = item.get("type") if isinstance(item, dict) else None
+                if kind == "text" and isinstance(item.get("text"), str):
+                    items.append({"type": "text", "text": item["text"]})
+                elif kind == "image":
+                    items.append({"type": "image"})
+                    if item.get("image") is not None:
+                        refs.append(item["image"])
+                else:
+                    raise fail(f"message {m} content item {i} is not a text or image item")
+        else:
+            raise fail(f"message {m} content is a {type(content).__name__}")
+        messages.append({"role": message["role"], "content": items})
+    return messages, refs
+
+
+def as_text(value: Any) -> str | None:
+    """``value`` as text: strings as they are, other JSON values serialized, ``None`` as ``None``.
+
+    ``datasets`` decodes a column of mixed types as JSON, so a string such as ``"3"`` there
+    comes back as the number 3; serializing gives the text back.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def check_prompt(messages: list[dict[str, Any]], images: list[Any], problems: list[str]) -> None:
+    """Add to ``problems`` if the non-system messages have no text, or if the image placeholders
+    do not match ``images`` in number."""
+    items = [(m["role"], item) for m in messages for item in m["content"]]
+    if not any(role != "system" and item["type"] == "text" and item["text"].strip() for role, item in items):
+        problems.append("empty question (no text)")
+    placeholders = sum(item["type"] == "image" for _, item in items)
+    if placeholders != len(images):
+        problems.append(f"{placeholders} image placeholder(s) but {len(images)} image(s)")
+
+
+def check_answer(value: Any, problems: list[str]) -> str:
+    """The answer as text, adding to ``problems`` if it is missing or empty."""
+    answer = as_text(value)
+    if answer is None:
+        problems.append("missing answer")
+    elif not answer.strip():
+        problems.append("empty answer")
+    return answer or ""
+
+
+def image_list(value: Any) -> list[Any]:
+    """A row's images column as a list: ``None`` is no image, a single reference is one; ``None``
+    entries are dropped (datasets fills them in)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        value = [value]
+    return [ref for ref in value if ref is not None]
+
+
+def row_id(row: dict[str, Any], metadata: dict[str, Any]) -> str | None:
+    """The row's ``id`` column, or else its metadata's ``id``, as text."""
+    value = row.get("id")
+    if value is None:
+        value = metadata.get("id")
+    return None if value is None else str(as_text(value))
+
+
+def _finish(
+    number: int,
+    problems: list[str],
+    messages: list[dict[str, Any]],
+    images: list[Any],
+    answer: str,
+    metadata: dict[str, Any],
+    row: dict[str, Any],
+    base_dir: Path,
+) -> PromptRecord | BadRow:
+    if problems:
+        return BadRow(number, "; ".join(problems), row_id(row, metadata))
+    images = [resolve_image_ref(ref, base_dir) for ref in images]
+    return PromptRecord(number, messages, images, answer, metadata)
+
+
+class MMK12Jsonl:
+    """MM-Eureka's jsonl: {"id", "message": JSON string of the chat messages with inline images, "answer"}.
+
+    Image items look like ``{"type": "image", "image": "file:///abs/path.png"}`` (a plain path is
+    read too, relative to the data file's folder); the data's own system message is kept unless
+    ``system_prompt`` is set (a name in :data:`~mm_eureka_plugin.data.prompts.SYSTEM_PROMPTS`,
+    ``"none"``, or literal text). Columns other than ``message`` and ``answer`` go to metadata.
+    """
+
+    def __init__(self, system_prompt: str | None = None) -> None:
+        self.system_prompt = resolve_system_prompt(system_prompt)
+
+    def read(self, path: str | Path) -> Iterator[PromptRecord | BadRow]:
+        """The rows of ``path`` (see the class docstring)."""
+        path = Path(path)
+        for number, row in enumerate(read_rows(path), start=1):
+            problems: list[str] = []
+            messages, images = [], []
+            value = row.get("message")
+            try:
+                if value is None:
+                    raise RowError("missing `message`")
+                if isinstance(value, str):
+                    try:
+                        value = json.loads(value)
+                    except ValueError as exc:
+                        raise RowError(f"`message` is not valid JSON ({exc})") from None
+                messages, images = parse_messages(value, "message")
+                messages = apply_system_prompt(messages, self.system_prompt)
+                check_prompt(messages, images, problems)
+            except RowError as exc:
+                problems.append(str(exc))
+            answer = check_answer(row.get("answer"), problems)
+            metadata = {k: v for k, v in row.items() if k not in ("message", "answer") and v is not None}
+            yield _finish(number, problems, messages, images, answer, metadata, row, path.parent)
+
+
+class MMK12Parquet:
+    """The hub's MMK12 layout: parquet rows {"question", "answer", "image" (or "images"), "id", ...}.
+
+    Images are HF ``Image`` values (``{"bytes", "path"}``), plain bytes, or a list of either.
+    ``<image>`` tags in the question mark where images go; without tags, images go before the
+    text. The system prompt comes from ``system_prompt`` (default MM-Eureka-7B's; ``"none"`` for
+    none). Columns other than question, answer and images go to metadata. ``.jsonl`` files with
+    these columns are read too.
+    """
+
+    def __init__(self, system_prompt: str = "mm-eureka-7b") -> None:
+        self.system_prompt = resolve_system_prompt(system_prompt)
+
+    def read(self, path: str | Path) -> Iterator[PromptRecord | BadRow]:
+        """The rows of ``path`` (see the class docstring)."""
+        path = Path(path)
+        for number, row in enumerate(read_rows(path), start=1):
+            problems: list[str] = []
+            image_column = next((c for c in ("image", "images") if c in row), None)
+            images = image_list(row.get(image_column))
+            question = as_text(row.get("question"))
+            messages = []
+            if question is None:
+                problems.append("missing `question`")
+            else:
+                items = content_list(question)
+                if IMAGE_TAG not in question:
+                    items = [{"type": "image"} for _ in images] + items
+                messages = apply_system_prompt([{"role": "user", "content": items}], self.system_prompt)
+                check_prompt(messages, images, problems)
+            answer = check_answer(row.get("answer"), problems)
+            skip = ("question", "answer", image_column)
+            metadata = {k: v for k, v in row.items() if k not in skip and v is not None}
+            yield _finish(number, problems, messages, images, answer, metadata, row, path.parent)
+
+
+class OpenRLHFRows:
+    """OpenRLHF's native rows: {"prompt": text with <image> tags or chat messages, "images", "label", "metadata"}.
+
+    ``images`` is a list of references (path, ``file://`` URL, bytes, base64, data URI) or a
+    single one; ``metadata`` is an optional object or JSON string, to which other columns are
+    added (except :data:`~mm_eureka_plugin.data.records.LABEL_COLUMN`). Column names follow
+    OpenRLHF's ``--data.input_key``/``image_key``/``label_key``. The data's system message is kept
+    unless ``system_prompt`` is set. Reads what :func:`~mm_eureka_plugin.data.convert.convert_file` writes.
+    """
+
+    def __init__(
+        self,
+        system_prompt: str | None = None,
+        input_key: str = "prompt",
+        image_key: str = "images",
+        label_key: str = "label",
+        metadata_key: str = "metadata",
+    ) -> None:
+        self.system_prompt = resolve_system_prompt(system_prompt)
+        self.input_key = input_key
+        self.image_key = image_key
+        self.label_key = label_key
+        self.metadata_key = metadata_key
+
+    def read(self, path: str | Path) -> Iterator[PromptRecord | BadRow]:
+        """The rows of ``path`` (see the class docstring)."""
+        path = Path(path)
+        known = (self.input_key, self.image_key, self.label_key, self.metadata_key, LABEL_COLUMN)
+        for number, row in enumerate(read_rows(path), start=1):
+            problems: list[str] = []
+            metadata = {k: v for k, v in row.items() if k not in known and v is not None}
+            metadata.update(self._metadata(row.get(self.metadata_key), problems))
+            messages, images = [], image_list(row.get(self.image_key))
+            value = row.get(self.input_key)
+            try:
+                if value is None:
+                    raise RowError(f"missing `{self.input_key}`")
+                if isinstance(value, str):
+                    messages = [{"role": "user", "content": content_list(value)}]
+                else:
+                    messages, _ = parse_messages(value, self.input_key)
+                messages = apply_system_prompt(messages, self.system_prompt)
+                check_prompt(messages, images, problems)
+            except RowError as exc:
+                problems.append(str(exc))
+            answer = check_answer(row.get(self.label_key), problems)
+            yield _finish(number, problems, messages, images, answer, metadata, row, path.parent)
+
+    def _metadata(self, value: Any, problems: list[str]) -> dict[str, Any]:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        if value is None or isinstance(value, dict):
+            return value or {}
+        problems.append(f"`{self.metadata_key}` is not a JSON object")
+        return {}
