@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import warnings
 
-from mm_eureka_plugin.config import RecipeError, load_recipe
+from mm_eureka_plugin.config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, RecipeError, load_recipe
+from mm_eureka_plugin.data.records import DataError
+from mm_eureka_plugin.rewards.score import ScoreFileError
 from mm_eureka_plugin.patches import OpenRLHFVersionError
 from mm_eureka_plugin.registry import KINDS, ComponentError, registry
 
@@ -32,15 +35,15 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Validate a recipe and run it through OpenRLHF (or print what would run, with --dry-run)."""
-    from mm_eureka_plugin.launch import check_flags, train, use_cpu
+    from mm_eureka_plugin.launch import check_flags, prepare_data, train, use_cpu
 
     recipe = load_recipe(args.recipe, args.set)
     recipe.validate()
     cpu = use_cpu(recipe.plugin)
-    check_flags(recipe, cpu)
+    check_flags(recipe.with_plugin_flags(), cpu)
     if args.dry_run:
         print("# OpenRLHF command")
-        print(recipe.command())
+        print(recipe.with_plugin_flags().command())
         print("# plugin config")
         print(json.dumps(recipe.plugin.to_dict(), indent=2, sort_keys=True))
         return 0
@@ -50,7 +53,60 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{recipe.where}no CUDA device here (plugin.device: {recipe.plugin.device}), and OpenRLHF's "
             "training loop does not run on CPU yet. Validate with --dry-run here and train on a GPU machine."
         )
-    train(recipe, cpu)
+    train(prepare_data(recipe), cpu)
+    return 0
+
+
+def _format_params(args: argparse.Namespace) -> dict:
+    return {} if args.system_prompt is None else {"system_prompt": args.system_prompt}
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    """Print ``row N: reason`` for every bad row and a summary; exit 0 when every row is valid, else 1."""
+    from mm_eureka_plugin.data import check_file
+
+    report = check_file(
+        args.file,
+        args.format,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+        progress=sys.stderr.isatty(),
+        **_format_params(args),
+    )
+    for bad in report.bad:
+        print(bad)
+    valid = report.total - len(report.bad)
+    print(f"{args.file} ({report.format}): {report.total} rows, {valid} valid, {len(report.bad)} bad")
+    return 0 if report.ok else 1
+
+
+def cmd_data_convert(args: argparse.Namespace) -> int:
+    """Convert a data file to OpenRLHF's native prompt rows, images resized onto the pixel budget."""
+    from mm_eureka_plugin.data import convert_file
+
+    report = convert_file(
+        args.input,
+        args.source_format,
+        args.output,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+        on_bad_row=args.on_bad_row,
+        progress=True,
+        **_format_params(args),
+    )
+    for bad in report.bad:
+        print(f"skipped {bad}", file=sys.stderr)
+    print(f"{report.output}: {report.written} rows written, {len(report.bad)} bad rows skipped ({report.format})")
+    return 0
+
+
+def cmd_reward_score(args: argparse.Namespace) -> int:
+    """Score a jsonl of responses; print one JSON object per row (``reward`` and each component)."""
+    from mm_eureka_plugin.rewards import score_file
+
+    names = [name.strip() for name in args.reward.split(",") if name.strip()]
+    for row in score_file(args.file, names):
+        print(json.dumps(row, ensure_ascii=False), flush=True)
     return 0
 
 
@@ -74,6 +130,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--dry-run", action="store_true", help="validate, print the command and config, and exit")
     train.set_defaults(func=cmd_train)
+
+    data = sub.add_parser("data", help="check and convert multimodal training data").add_subparsers(
+        dest="data_command", required=True
+    )
+    check = data.add_parser("check", help="list every bad row of a data file; exit 1 if there is one")
+    check.add_argument("file", help="data file (.jsonl or .parquet)")
+    check.add_argument("--format", help="data_format name (default: detected from the columns)")
+    convert = data.add_parser("convert", help="convert a data file to OpenRLHF's prompt/images/label jsonl")
+    convert.add_argument("input", help="data file (.jsonl or .parquet)")
+    convert.add_argument("--from", dest="source_format", help="data_format name (default: detected)")
+    convert.add_argument("--to", choices=["openrlhf"], default="openrlhf", help="output format")
+    convert.add_argument("output", help="output .jsonl (images go to OUTPUT_STEM.images/ beside it)")
+    convert.add_argument("--on-bad-row", choices=["error", "skip"], default="error", help="default: error")
+    for command in (check, convert):
+        command.add_argument(
+            "--system-prompt", help="mm-eureka-7b, mm-eureka-32b, none, or literal text (default: the format's)"
+        )
+        command.add_argument("--min-pixels", type=int, default=DEFAULT_MIN_PIXELS, help="default: 4*28*28")
+        command.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="default: 640*28*28")
+    check.set_defaults(func=cmd_data_check)
+    convert.set_defaults(func=cmd_data_convert)
+
+    reward = sub.add_parser("reward", help="debug rewards before training").add_subparsers(
+        dest="reward_command", required=True
+    )
+    score = reward.add_parser("score", help="score rows with response and answer (optional prompt, images)")
+    score.add_argument("file", help="jsonl with response, answer and optionally prompt, images, metadata, id")
+    score.add_argument("--reward", required=True, help="reward names or references, comma-separated")
+    score.set_defaults(func=cmd_reward_score)
     return parser
 
 
@@ -81,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     # torch imports pynvml, which OpenRLHF requires, and warns about it on every command.
     warnings.filterwarnings("ignore", message="The pynvml package is deprecated", category=FutureWarning)
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="mm-eureka: %(message)s")
     try:
         return args.func(args)
-    except (RecipeError, ComponentError, OpenRLHFVersionError) as exc:
+    except (RecipeError, ComponentError, OpenRLHFVersionError, DataError, ScoreFileError) as exc:
         print(f"mm-eureka: error: {exc}", file=sys.stderr)
         return 2
 

@@ -6,6 +6,9 @@ A recipe is YAML with two sections::
       actor.model_name_or_path: Qwen/Qwen2.5-VL-7B-Instruct
       actor.freeze_visual_encoder: true       # true -> bare flag, false/null -> left out
     plugin:                        # this project's components
+      data: {path: train.jsonl, format: mmk12}      # converted for OpenRLHF before launch
+      reward: weighted                              # scored inside OpenRLHF's rollout actors
+      accuracy_filter: [0.1, 0.9]                   # keep groups whose mean accuracy is in range
       policy_loss: {name: cpgd, drift_coef: 0.01}   # or just: policy_loss: cpgd
       advantage_weight: clip_filter_like
 
@@ -15,16 +18,18 @@ relative file is taken from the recipe's folder).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mm_eureka_plugin.data.records import LABEL_COLUMN
 from mm_eureka_plugin.registry import ComponentError, resolve
 
 CONFIG_ENV = "MM_EUREKA_PLUGIN_CONFIG"
@@ -32,10 +37,22 @@ CONFIG_ENV = "MM_EUREKA_PLUGIN_CONFIG"
 
 OPENRLHF_MODULE = "openrlhf.cli.train_ppo_ray"
 
-COMPONENT_KEYS = ("policy_loss", "advantage_weight")
+COMPONENT_KEYS = ("reward", "policy_loss", "advantage_weight")
 """``plugin:`` keys that name a component; the key is also the component kind."""
 
+PLUGIN_KEYS = ("data", *COMPONENT_KEYS, "accuracy_filter", "device")
+
+DEFAULT_MIN_PIXELS = 4 * 28 * 28
+DEFAULT_MAX_PIXELS = 640 * 28 * 28
+BAD_ROW_POLICIES = ("error", "skip")
+
 DEVICES = ("auto", "cuda", "cpu")
+
+DATA_FLAGS = ("data.prompt_dataset", "data.input_key", "data.label_key", "data.image_key")
+REWARD_FLAGS = ("train.agent_func_path", "reward.remote_url", "reward.model_name_or_path")
+FILTER_FLAGS = ("algo.dynamic_filtering_enable", "algo.dynamic_filtering_range")
+FILTER_SLACK = 1e-6
+"""Widens ``accuracy_filter`` for OpenRLHF's strict comparison, so the range's ends are kept."""
 
 _FLAG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 
@@ -67,19 +84,54 @@ class ComponentSpec:
 
 
 @dataclass(frozen=True)
-class PluginConfig:
-    """The ``plugin:`` section: which components replace OpenRLHF's defaults, and the device."""
+class DataConfig:
+    """``plugin.data``: the training prompts, read by a data format and converted for OpenRLHF.
 
+    ``path`` is absolute (None until the user sets it); ``format`` a ``data_format`` component;
+    ``min_pixels``/``max_pixels`` the pixel budget every image is resized into (Qwen's rule);
+    ``on_bad_row`` ``error`` (stop before Ray starts, with the report) or ``skip`` (log and drop);
+    ``cache_dir`` where the converted rows and images go (default: ``<ckpt.output_dir>/data``).
+    """
+
+    path: str | None
+    format: ComponentSpec
+    min_pixels: int = DEFAULT_MIN_PIXELS
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    on_bad_row: str = "error"
+    cache_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format.to_dict(),
+            "min_pixels": self.min_pixels,
+            "max_pixels": self.max_pixels,
+            "on_bad_row": self.on_bad_row,
+            "cache_dir": self.cache_dir,
+        }
+
+
+@dataclass(frozen=True)
+class PluginConfig:
+    """The ``plugin:`` section: data, reward, online filter, loss and weights, and the device."""
+
+    data: DataConfig | None = None
+    reward: ComponentSpec | None = None
     policy_loss: ComponentSpec | None = None
     advantage_weight: ComponentSpec | None = None
+    accuracy_filter: tuple[float, float] | None = None
     device: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"device": self.device}
+        if self.data is not None:
+            out["data"] = self.data.to_dict()
         for key in COMPONENT_KEYS:
             spec = getattr(self, key)
             if spec is not None:
                 out[key] = spec.to_dict()
+        if self.accuracy_filter is not None:
+            out["accuracy_filter"] = list(self.accuracy_filter)
         return out
 
     def to_json(self) -> str:
@@ -132,58 +184,147 @@ class Recipe:
         return built
 
     def build_components(self) -> dict[str, Any]:
-        """Build every chosen component."""
+        """Build every chosen component (the data format included, as ``data_format``)."""
         built = {}
         for key in COMPONENT_KEYS:
             try:
                 built[key] = self.plugin.build(key)
             except ComponentError as exc:
                 raise RecipeError(f"{self.where}key 'plugin.{key}': {exc}") from exc
+        if self.plugin.data is not None:
+            spec = self.plugin.data.format
+            try:
+                built["data_format"] = resolve("data_format", spec.name, **spec.params)
+            except ComponentError as exc:
+                raise RecipeError(f"{self.where}key 'plugin.data.format': {exc}") from exc
         return built
 
     def check_openrlhf_compat(self) -> None:
         """Refuse OpenRLHF flags that the chosen components would silently override or break."""
-        flags = self.openrlhf
-        where = self.where
-        if self.plugin.policy_loss is not None:
-            name = self.plugin.policy_loss.name
-            if flags.get("actor.policy_loss_type", "ppo") != "ppo":
-                raise RecipeError(
-                    f"{where}key 'openrlhf.actor.policy_loss_type' is "
-                    f"{flags['actor.policy_loss_type']!r}, but plugin.policy_loss '{name}' replaces "
-                    "OpenRLHF's loss. Remove the flag (or set it to ppo)."
-                )
-            for key in ("actor.eps_clip", "actor.eps_clip_low_high", "actor.dual_clip"):
-                if flags.get(key) is not None:
-                    raise RecipeError(
-                        f"{where}key 'openrlhf.{key}' has no effect with plugin.policy_loss '{name}'. "
-                        "Remove it and set the loss's own parameters (e.g. clip_eps) under plugin.policy_loss."
-                    )
-            if flags.get("actor.loss_agg_mode", "token-mean") != "token-mean":
-                raise RecipeError(
-                    f"{where}key 'openrlhf.actor.loss_agg_mode' must be token-mean with plugin.policy_loss "
-                    f"'{name}', which aggregates by its own 'aggregation' parameter."
-                )
-            if flags.get("algo.advantage.is_correction_level", "off") != "off":
-                raise RecipeError(
-                    f"{where}key 'openrlhf.algo.advantage.is_correction_level': vLLM importance-sampling "
-                    f"correction is not applied by plugin.policy_loss '{name}'. Remove the flag."
-                )
-            if self.plugin.policy_loss.params.get("aggregation") == "group_mean":
-                raise RecipeError(
-                    f"{where}key 'plugin.policy_loss.aggregation': group_mean needs whole prompt groups in "
-                    "each batch, but OpenRLHF shuffles samples across micro-batches. Use token_mean "
-                    "(the CPGD authors' code does) when training through OpenRLHF."
-                )
+        self._check_policy_loss_flags()
+        self._check_plugin_owned_flags()
+        self._check_vlm_flags()
         if self.plugin.advantage_weight is not None:
-            estimator = flags.get("algo.advantage.estimator")
+            estimator = self.openrlhf.get("algo.advantage.estimator")
             if estimator != "dr_grpo":
                 raise RecipeError(
-                    f"{where}key 'openrlhf.algo.advantage.estimator' is {estimator!r}; "
+                    f"{self.where}key 'openrlhf.algo.advantage.estimator' is {estimator!r}; "
                     f"plugin.advantage_weight '{self.plugin.advantage_weight.name}' weights the "
                     "group-centred reward, which OpenRLHF computes with estimator dr_grpo (centring, no "
                     "whitening). Set 'algo.advantage.estimator: dr_grpo'."
                 )
+        if self.plugin.accuracy_filter is not None and self.plugin.reward is None:
+            raise RecipeError(
+                f"{self.where}key 'plugin.accuracy_filter' filters on the accuracy the plugin's reward "
+                "reports; choose one with 'plugin.reward' (e.g. weighted)."
+            )
+
+    def _check_policy_loss_flags(self) -> None:
+        if self.plugin.policy_loss is None:
+            return
+        flags, where, name = self.openrlhf, self.where, self.plugin.policy_loss.name
+        if flags.get("actor.policy_loss_type", "ppo") != "ppo":
+            raise RecipeError(
+                f"{where}key 'openrlhf.actor.policy_loss_type' is "
+                f"{flags['actor.policy_loss_type']!r}, but plugin.policy_loss '{name}' replaces "
+                "OpenRLHF's loss. Remove the flag (or set it to ppo)."
+            )
+        for key in ("actor.eps_clip", "actor.eps_clip_low_high", "actor.dual_clip"):
+            if flags.get(key) is not None:
+                raise RecipeError(
+                    f"{where}key 'openrlhf.{key}' has no effect with plugin.policy_loss '{name}'. "
+                    "Remove it and set the loss's own parameters (e.g. clip_eps) under plugin.policy_loss."
+                )
+        if flags.get("actor.loss_agg_mode", "token-mean") != "token-mean":
+            raise RecipeError(
+                f"{where}key 'openrlhf.actor.loss_agg_mode' must be token-mean with plugin.policy_loss "
+                f"'{name}', which aggregates by its own 'aggregation' parameter."
+            )
+        if flags.get("algo.advantage.is_correction_level", "off") != "off":
+            raise RecipeError(
+                f"{where}key 'openrlhf.algo.advantage.is_correction_level': vLLM importance-sampling "
+                f"correction is not applied by plugin.policy_loss '{name}'. Remove the flag."
+            )
+        if self.plugin.policy_loss.params.get("aggregation") == "group_mean":
+            raise RecipeError(
+                f"{where}key 'plugin.policy_loss.aggregation': group_mean needs whole prompt groups in "
+                "each batch, but OpenRLHF shuffles samples across micro-batches. Use token_mean "
+                "(the CPGD authors' code does) when training through OpenRLHF."
+            )
+
+    def _check_plugin_owned_flags(self) -> None:
+        """Refuse an OpenRLHF flag that a ``plugin:`` key sets, rather than silently override it."""
+        owners = {}
+        if self.plugin.data is not None:
+            owners.update(dict.fromkeys(DATA_FLAGS, "data"))
+        if self.plugin.reward is not None:
+            owners.update(dict.fromkeys(REWARD_FLAGS, "reward"))
+        if self.plugin.accuracy_filter is not None:
+            owners.update(dict.fromkeys(FILTER_FLAGS, "accuracy_filter"))
+        for flag, owner in owners.items():
+            if self.openrlhf.get(flag) not in (None, False):
+                raise RecipeError(
+                    f"{self.where}key 'openrlhf.{flag}' is set by plugin.{owner}; remove it from the "
+                    "openrlhf section (mm-eureka train --dry-run shows the value it gets)."
+                )
+        max_images = self.openrlhf.get("data.max_images_per_prompt")
+        if self.plugin.data is not None and not (isinstance(max_images, int) and max_images > 0):
+            raise RecipeError(
+                f"{self.where}key 'openrlhf.data.max_images_per_prompt' must be set with plugin.data: the "
+                "most images one prompt has (1 for MMK12); vLLM reserves room for that many."
+            )
+
+    def _check_vlm_flags(self) -> None:
+        """Refuse the OpenRLHF settings that break image prompts, saying why."""
+        flags = self.openrlhf
+        if not (flags.get("data.max_images_per_prompt") or self.plugin.data is not None):
+            return
+        reasons = {
+            "ds.packing_samples": "packing collapses the batch dimension, so image tokens no longer line "
+            "up with pixel_values, and Qwen2.5-VL's M-RoPE positions cannot be packed",
+            "train.dynamic_batch_enable": "dynamic batching turns sample packing back on",
+            "critic.model_name_or_path": "OpenRLHF's critic is text-only; use a critic-free estimator "
+            "(dr_grpo, group_norm, rloo)",
+        }
+        for flag, why in reasons.items():
+            if flags.get(flag) not in (None, False):
+                raise RecipeError(f"{self.where}key 'openrlhf.{flag}' cannot be used with images: {why}.")
+        if (flags.get("ds.ring_attn_size") or 1) > 1:
+            raise RecipeError(
+                f"{self.where}key 'openrlhf.ds.ring_attn_size' cannot be used with images: ring attention "
+                "turns sample packing back on."
+            )
+        if flags.get("algo.advantage.estimator") == "gae":
+            raise RecipeError(
+                f"{self.where}key 'openrlhf.algo.advantage.estimator': gae needs a critic, which OpenRLHF "
+                "does not support for images. Use dr_grpo, group_norm or rloo."
+            )
+
+    def plugin_flags(self, prompt_dataset: str | None = None) -> dict[str, Any]:
+        """The OpenRLHF flags the ``plugin:`` section implies; ``prompt_dataset`` is the converted data."""
+        flags: dict[str, Any] = {}
+        if self.plugin.data is not None:
+            flags.update(
+                {
+                    "data.prompt_dataset": prompt_dataset or "<converted plugin.data.path>",
+                    "data.input_key": "prompt",
+                    "data.label_key": LABEL_COLUMN,
+                    "data.image_key": "images",
+                    "data.apply_chat_template": True,
+                }
+            )
+        if self.plugin.reward is not None:
+            flags["train.agent_func_path"] = agent_executor_path()
+        if self.plugin.accuracy_filter is not None:
+            low, high = self.plugin.accuracy_filter
+            # OpenRLHF keeps a group when low < mean < high; the paper's range is closed.
+            flags["algo.dynamic_filtering_enable"] = True
+            flags["algo.dynamic_filtering_range"] = [low - FILTER_SLACK, high + FILTER_SLACK]
+        return flags
+
+    def with_plugin_flags(self, prompt_dataset: str | None = None) -> Recipe:
+        """This recipe with :meth:`plugin_flags` added to its OpenRLHF flags."""
+        return replace(self, openrlhf={**self.openrlhf, **self.plugin_flags(prompt_dataset)})
 
     @property
     def where(self) -> str:
@@ -214,7 +355,7 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
 
 
 def apply_override(data: dict, override: str, source: str = "recipe") -> None:
-    """Apply one ``--set`` override in place: ``openrlhf.FLAG=value`` or ``plugin.KEY[.PARAM]=value``."""
+    """Apply one ``--set`` override in place: ``openrlhf.FLAG=value`` or ``plugin.KEY[.PARAM...]=value``."""
     key, sep, raw = override.partition("=")
     section, _, rest = key.strip().partition(".")
     if not sep or not rest or section not in ("openrlhf", "plugin"):
@@ -232,17 +373,16 @@ def apply_override(data: dict, override: str, source: str = "recipe") -> None:
     if section == "openrlhf":
         target[rest] = value
         return
-    component, _, param = rest.partition(".")
-    if not param:
-        target[component] = value
-        return
-    current = target.get(component)
-    if isinstance(current, str):
-        current = {"name": current}
-    if current is None:
-        raise RecipeError(f"--set '{override}': plugin.{component} has no component to set '{param}' on.")
-    current[param] = value
-    target[component] = current
+    *parents, leaf = rest.split(".")
+    for depth, key in enumerate(parents):
+        current = target.get(key)
+        if isinstance(current, str):
+            current = target[key] = {"name": current}
+        if not isinstance(current, dict):
+            path = ".".join(parents[: depth + 1])
+            raise RecipeError(f"--set '{override}': plugin.{path} has no mapping to set '{leaf}' on.")
+        target = current
+    target[leaf] = value
 
 
 def parse_recipe(data: dict, path: Path | None = None) -> Recipe:
@@ -276,12 +416,11 @@ def parse_recipe(data: dict, path: Path | None = None) -> Recipe:
 
 def parse_plugin_section(section: Any, where: str = "", base_dir: Path | None = None) -> PluginConfig:
     """Validate the ``plugin:`` mapping into a :class:`PluginConfig`; ``where`` prefixes errors."""
-    valid = (*COMPONENT_KEYS, "device")
     if not isinstance(section, dict):
-        raise RecipeError(f"{where}key 'plugin' must be a mapping; valid keys: {', '.join(valid)}.")
-    unknown = [k for k in section if k not in valid]
+        raise RecipeError(f"{where}key 'plugin' must be a mapping; valid keys: {', '.join(PLUGIN_KEYS)}.")
+    unknown = [k for k in section if k not in PLUGIN_KEYS]
     if unknown:
-        raise RecipeError(f"{where}key 'plugin': unknown key '{unknown[0]}'. Valid keys: {', '.join(valid)}.")
+        raise RecipeError(f"{where}key 'plugin': unknown key '{unknown[0]}'. Valid keys: {', '.join(PLUGIN_KEYS)}.")
     device = section.get("device", "auto")
     if device not in DEVICES:
         raise RecipeError(f"{where}key 'plugin.device' must be one of {', '.join(DEVICES)}, got {device!r}.")
@@ -290,7 +429,71 @@ def parse_plugin_section(section: Any, where: str = "", base_dir: Path | None = 
         for key in COMPONENT_KEYS
         if section.get(key) is not None
     }
-    return PluginConfig(device=device, **specs)
+    data = section.get("data")
+    return PluginConfig(
+        data=None if data is None else _parse_data(data, f"{where}key 'plugin.data'", base_dir),
+        accuracy_filter=_parse_range(section.get("accuracy_filter"), f"{where}key 'plugin.accuracy_filter'"),
+        device=device,
+        **specs,
+    )
+
+
+def _parse_data(value: Any, where: str, base_dir: Path | None) -> DataConfig:
+    valid = ("path", "format", "min_pixels", "max_pixels", "on_bad_row", "cache_dir")
+    if not isinstance(value, dict):
+        raise RecipeError(f"{where} must be a mapping with keys {', '.join(valid)}.")
+    unknown = [k for k in value if k not in valid]
+    if unknown:
+        raise RecipeError(f"{where}: unknown key '{unknown[0]}'. Valid keys: {', '.join(valid)}.")
+    if value.get("format") is None:
+        raise RecipeError(f"{where} needs 'format': a data format such as mmk12, mmk12-parquet or openrlhf.")
+    for key in ("min_pixels", "max_pixels"):
+        number = value.get(key, 1)
+        if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
+            raise RecipeError(f"{where}.{key} must be a positive integer, got {number!r}.")
+    on_bad_row = value.get("on_bad_row", "error")
+    if on_bad_row not in BAD_ROW_POLICIES:
+        raise RecipeError(f"{where}.on_bad_row must be one of {', '.join(BAD_ROW_POLICIES)}, got {on_bad_row!r}.")
+    config = DataConfig(
+        path=_absolute_path(value.get("path"), base_dir, f"{where}.path"),
+        format=_parse_component(value["format"], f"{where}.format", base_dir),
+        min_pixels=value.get("min_pixels", DEFAULT_MIN_PIXELS),
+        max_pixels=value.get("max_pixels", DEFAULT_MAX_PIXELS),
+        on_bad_row=on_bad_row,
+        cache_dir=_absolute_path(value.get("cache_dir"), base_dir, f"{where}.cache_dir"),
+    )
+    if config.min_pixels > config.max_pixels:
+        raise RecipeError(f"{where}: min_pixels ({config.min_pixels}) exceeds max_pixels ({config.max_pixels}).")
+    return config
+
+
+def _absolute_path(value: Any, base_dir: Path | None, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise RecipeError(f"{where} must be a path, got {value!r}.")
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    return str(path.resolve())
+
+
+def _parse_range(value: Any, where: str) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    numbers = value if isinstance(value, list) else [None]
+    if len(numbers) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+        raise RecipeError(f"{where} must be [low, high], e.g. [0.1, 0.9] (null disables it); got {value!r}.")
+    low, high = float(numbers[0]), float(numbers[1])
+    if not 0.0 <= low < high <= 1.0:
+        raise RecipeError(f"{where} must satisfy 0 <= low < high <= 1; got {value!r}.")
+    return low, high
+
+
+def agent_executor_path() -> str:
+    """The file given to OpenRLHF's ``--train.agent_func_path``: the rollout executor with the plugin reward."""
+    spec = importlib.util.find_spec("mm_eureka_plugin.patches.agent_executor")
+    return str(spec.origin)
 
 
 def _parse_component(value: Any, where: str, base_dir: Path | None) -> ComponentSpec:

@@ -4,13 +4,17 @@ Every hook takes no arguments and returns ``dict[str, factory]``. A factory is c
 keyword parameters a recipe gives the component and returns the component itself. Its docstring's
 first line is the description ``mm-eureka plugins`` shows. Call shapes of the components, by kind:
 
-- ``reward``: ``(samples: list[RewardSample]) -> list[RewardResult | float]``.
+- ``reward``: ``(samples: list[RewardSample]) -> list[RewardResult | float]``
+  (:mod:`mm_eureka_plugin.rewards.types`); it should not raise, and if it does the samples get 0
+  and the error is counted.
 - ``policy_loss``: ``(log_probs, old_log_probs, advantages, action_mask, *, num_tokens=None)
   -> (loss, metrics)``, per-token tensors of shape ``[batch, response_len]``; ``num_tokens`` is the
   token-mean denominator (default: the unmasked tokens of this batch).
 - ``advantage_weight``: ``(rewards: Tensor[num_prompts, n_samples]) -> Tensor`` of the same shape,
   multiplying the group-centred reward of each sample.
-- ``data_format``, ``step_splitter``, ``prm_aggregator``, ``judge``: the data and PRM pipelines.
+- ``data_format``: an object with ``read(path) -> Iterator[PromptRecord | BadRow]``
+  (:mod:`mm_eureka_plugin.data.records`), rows numbered from 1.
+- ``step_splitter``, ``prm_aggregator``, ``judge``: the PRM pipeline.
 """
 
 import pluggy

@@ -9,12 +9,18 @@ running and keeps our runtime environment.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import runpy
 import sys
+from pathlib import Path
 from typing import Any
 
 from mm_eureka_plugin.config import CONFIG_ENV, OPENRLHF_MODULE, PluginConfig, Recipe, RecipeError
+
+logger = logging.getLogger(__name__)
 
 SETUP_HOOK = "mm_eureka_plugin.patches.worker_setup_hook"
 
@@ -73,8 +79,73 @@ def check_flags(recipe: Recipe, cpu: bool) -> None:
         ) from exc
 
 
+def converted_data_path(recipe: Recipe) -> Path:
+    """Where ``plugin.data`` is converted to: named by the source file's identity and the data settings."""
+    data = recipe.plugin.data
+    source = Path(data.path)
+    stat = source.stat()
+    key = json.dumps([str(source), stat.st_size, stat.st_mtime_ns, data.to_dict()], sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    output_dir = recipe.openrlhf.get("ckpt.output_dir") or "./ckpt"
+    cache_dir = Path(data.cache_dir) if data.cache_dir else Path(output_dir).resolve() / "data"
+    return cache_dir / f"{source.stem}-{digest}.jsonl"
+
+
+def prepare_data(recipe: Recipe) -> Recipe:
+    """Convert ``plugin.data`` for OpenRLHF (once; reused while the source and settings are unchanged)
+    and return the recipe with the flags that point OpenRLHF at it. Runs before Ray starts, so a
+    bad row with ``on_bad_row: error`` stops the launch with the report."""
+    from mm_eureka_plugin.data import DataError, convert_file
+
+    data = recipe.plugin.data
+    if data is None:
+        return recipe.with_plugin_flags()
+    if data.path is None:
+        raise RecipeError(
+            f"{recipe.where}key 'plugin.data.path' is not set: point it at your training data "
+            "(e.g. --set plugin.data.path=/data/mmk12/train.jsonl)."
+        )
+    if not Path(data.path).is_file():
+        raise RecipeError(f"{recipe.where}key 'plugin.data.path': no such file {data.path}.")
+    out = converted_data_path(recipe)
+    if out.is_file():
+        logger.info("using data converted earlier: %s", out)
+    else:
+        try:
+            report = convert_file(
+                data.path,
+                data.format.name,
+                out,
+                min_pixels=data.min_pixels,
+                max_pixels=data.max_pixels,
+                on_bad_row=data.on_bad_row,
+                progress=True,
+                **data.format.params,
+            )
+        except DataError as exc:
+            raise RecipeError(f"{recipe.where}key 'plugin.data' (on_bad_row: error): {exc}") from exc
+        for bad in report.bad:
+            logger.warning("skipped row %d (id %s): %s", bad.row, bad.id or "-", bad.reason)
+        if report.bad:
+            logger.warning("skipped %d bad row(s) of %s (on_bad_row: skip)", len(report.bad), data.path)
+    check_images_per_prompt(recipe, out)
+    return recipe.with_plugin_flags(str(out))
+
+
+def check_images_per_prompt(recipe: Recipe, converted: Path) -> None:
+    """Refuse data with more images in a prompt than ``data.max_images_per_prompt`` lets vLLM take."""
+    limit = recipe.openrlhf["data.max_images_per_prompt"]
+    with converted.open() as rows:
+        most = max((len(json.loads(line)["images"]) for line in rows), default=0)
+    if most > limit:
+        raise RecipeError(
+            f"{recipe.where}key 'openrlhf.data.max_images_per_prompt' is {limit}, but a prompt of "
+            f"{recipe.plugin.data.path} has {most} images. Set it to {most}."
+        )
+
+
 def train(recipe: Recipe, cpu: bool) -> None:
-    """Run OpenRLHF's ``train_ppo_ray`` with the plugin active (``recipe`` already validated)."""
+    """Run OpenRLHF's ``train_ppo_ray`` with the plugin active (``recipe`` validated, data prepared)."""
     init_ray(recipe.plugin, cpu)
     argv = sys.argv
     sys.argv = [OPENRLHF_MODULE, *recipe.openrlhf_argv()]

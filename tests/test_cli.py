@@ -6,10 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mm_eureka_plugin.cli import main
 from mm_eureka_plugin.config import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
 CPGD_RECIPE = ROOT / "recipes" / "cpgd-qwen2.5vl-7b.yaml"
 
 
@@ -26,16 +29,42 @@ def test_dry_run_prints_the_openrlhf_command_and_the_plugin_config(capsys):
     assert config["advantage_weight"] == {"name": "clip_filter_like", "max_weight": 3.0}
 
 
-def test_recipe_flags_parse_with_openrlhfs_own_parser():
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_every_recipe_dry_runs_and_its_flags_parse_with_openrlhfs_own_parser(recipe, capsys):
+    from mm_eureka_plugin.patches import install
+    from mm_eureka_plugin.patches.train_ppo_ray import parse_flags
+
+    assert main(["train", str(recipe), "--dry-run"]) == 0, capsys.readouterr().err
+    install(cpu=True)
+    loaded = load_recipe(recipe)
+    args = vars(parse_flags(loaded.with_plugin_flags().openrlhf_argv()))
+    assert args["actor.policy_loss_type"] == "ppo"
+    assert args["actor.freeze_visual_encoder"] is True
+    assert args["data.max_images_per_prompt"] == 1
+    assert args["train.agent_func_path"].endswith("agent_executor.py")
+    assert args["data.label_key"] == "mm_eureka_label"
+    assert args["algo.dynamic_filtering_enable"] is (loaded.plugin.accuracy_filter is not None)
+
+
+def test_paper_recipe_settings():
+    mm_eureka = load_recipe(ROOT / "recipes" / "mm-eureka-qwen2.5vl-7b.yaml")
+    assert mm_eureka.openrlhf["algo.advantage.estimator"] == "group_norm"
+    assert mm_eureka.plugin.accuracy_filter == (0.1, 0.9)
+    assert mm_eureka.plugin.reward.params["components"] == [
+        {"name": "accuracy", "weight": 1.0},
+        {"name": "format", "weight": 0.5},
+    ]
+    cpgd = load_recipe(CPGD_RECIPE)
+    assert vars_of(cpgd)["rollout.n_samples_per_prompt"] == 8
+    assert cpgd.plugin.accuracy_filter is None  # clip-filter-like weights stand in for it
+
+
+def vars_of(recipe):
     from mm_eureka_plugin.patches import install
     from mm_eureka_plugin.patches.train_ppo_ray import parse_flags
 
     install(cpu=True)
-    args = vars(parse_flags(load_recipe(CPGD_RECIPE).openrlhf_argv()))
-    assert args["rollout.n_samples_per_prompt"] == 8
-    assert args["actor.adam.lr"] == 1e-6
-    assert args["actor.policy_loss_type"] == "ppo"
-    assert args["vllm.enable_sleep"] is True
+    return vars(parse_flags(recipe.with_plugin_flags().openrlhf_argv()))
 
 
 def test_dry_run_refuses_a_flag_openrlhf_does_not_have(capsys):
@@ -57,3 +86,21 @@ def test_training_without_cuda_is_refused_not_left_waiting_for_gpus(capsys):
     err = capsys.readouterr().err
     assert rc == 2
     assert "no CUDA device" in err and "--dry-run" in err
+
+
+def test_reward_score_prints_one_json_object_per_row(tmp_path, capsys):
+    rows = [
+        {"id": "a", "response": "<think>half</think><answer>$\\frac{1}{2}$</answer>", "answer": "0.5"},
+        {"id": "b", "response": "<answer>3</answer>", "answer": "4"},
+    ]
+    path = tmp_path / "responses.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert main(["reward", "score", str(path), "--reward", "accuracy,format"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert out == [
+        {"id": "a", "reward": 2.0, "accuracy": 1.0, "format": 1.0},
+        {"id": "b", "reward": 0.0, "accuracy": 0.0, "format": 0.0},
+    ]
+    path.write_text('{"response": "x"}\n')
+    assert main(["reward", "score", str(path), "--reward", "accuracy"]) == 2
+    assert f"{path}, row 1" in capsys.readouterr().err

@@ -43,7 +43,10 @@ def test_overrides(tmp_path):
     "text, message",
     [
         ("openrlhf: {}\nplugins: {}\n", "unknown top-level key.*plugins.*two sections"),
-        ("plugin:\n  policy_los: cpgd\n", "unknown key 'policy_los'. Valid keys: policy_loss, advantage_weight"),
+        (
+            "plugin:\n  policy_los: cpgd\n",
+            "unknown key 'policy_los'. Valid keys: data, reward, policy_loss, advantage_weight",
+        ),
         ("plugin:\n  policy_loss: {clip_eps: 0.2}\n", "key 'plugin.policy_loss' needs 'name'"),
         ("plugin:\n  policy_loss: [cpgd]\n", "key 'plugin.policy_loss' must be a component name or a mapping"),
         ("plugin:\n  device: gpu\n", "key 'plugin.device' must be one of auto, cuda, cpu"),
@@ -113,3 +116,85 @@ def test_plugin_config_round_trips_through_the_environment(monkeypatch):
     assert PluginConfig.from_env() == config
     monkeypatch.delenv("MM_EUREKA_PLUGIN_CONFIG")
     assert PluginConfig.from_env() == PluginConfig()
+
+
+DATA_RECIPE = """\
+openrlhf:
+  data.max_images_per_prompt: 1
+  algo.advantage.estimator: group_norm
+  {flags}
+plugin:
+  data: {{path: train.jsonl, format: {{name: mmk12, system_prompt: none}}}}
+  reward: weighted
+  accuracy_filter: [0.1, 0.9]
+"""
+
+
+def test_plugin_sections_set_the_openrlhf_flags_they_own(tmp_path):
+    recipe = load_recipe(write(tmp_path, DATA_RECIPE.format(flags="")))
+    assert recipe.plugin.data.path == str(tmp_path / "train.jsonl")
+    assert recipe.plugin.data.format.params == {"system_prompt": "none"}
+    flags = recipe.with_plugin_flags("/cache/train.jsonl").openrlhf
+    assert flags["data.prompt_dataset"] == "/cache/train.jsonl"
+    assert flags["data.label_key"] == "mm_eureka_label" and flags["data.image_key"] == "images"
+    assert flags["train.agent_func_path"].endswith("patches/agent_executor.py")
+    low, high = flags["algo.dynamic_filtering_range"]
+    assert flags["algo.dynamic_filtering_enable"] is True
+    assert low < 0.1 < low + 1e-5 and high - 1e-5 < 0.9 < high  # OpenRLHF keeps low < mean < high
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        ("data.prompt_dataset: x.jsonl", "'openrlhf.data.prompt_dataset' is set by plugin.data"),
+        ("reward.remote_url: r.py", "'openrlhf.reward.remote_url' is set by plugin.reward"),
+        ("algo.dynamic_filtering_enable: true", "is set by plugin.accuracy_filter"),
+        ("ds.packing_samples: true", "cannot be used with images: packing collapses the batch"),
+        ("train.dynamic_batch_enable: true", "dynamic batching turns sample packing back on"),
+        ("ds.ring_attn_size: 2", "ring attention turns sample packing back on"),
+        ("critic.model_name_or_path: m", "critic is text-only"),
+        ("data.max_images_per_prompt: 0", "must be set with plugin.data"),
+    ],
+)
+def test_conflicting_and_vlm_incompatible_flags_are_refused(tmp_path, flags, message):
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(write(tmp_path, DATA_RECIPE.format(flags=flags))).validate()
+
+
+def test_gae_is_refused_with_images(tmp_path):
+    text = DATA_RECIPE.format(flags="").replace("group_norm", "gae")
+    with pytest.raises(RecipeError, match="gae needs a critic"):
+        load_recipe(write(tmp_path, text)).validate()
+
+
+@pytest.mark.parametrize(
+    "plugin, message",
+    [
+        ("accuracy_filter: [0.9, 0.1]", "0 <= low < high <= 1"),
+        ("accuracy_filter: 0.5", "must be \\[low, high\\]"),
+        ("data: {path: a.jsonl}", "needs 'format'"),
+        ("data: {path: a.jsonl, format: mmk12, on_bad_row: ignore}", "on_bad_row must be one of error, skip"),
+        ("data: {path: a.jsonl, format: mmk12, max_pixels: 1, min_pixels: 2}", "exceeds max_pixels"),
+        ("data: {path: a.jsonl, format: mmk12, colour: red}", "unknown key 'colour'"),
+        ("data: {path: a.jsonl, format: mmk13}", "key 'plugin.data.format': unknown data_format 'mmk13'"),
+        ("reward: acuracy", "key 'plugin.reward': unknown reward 'acuracy'. Valid names: accuracy"),
+    ],
+)
+def test_bad_plugin_data_reward_and_filter_settings(tmp_path, plugin, message):
+    path = write(tmp_path, f"openrlhf:\n  data.max_images_per_prompt: 1\nplugin:\n  {plugin}\n")
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(path).validate()
+
+
+def test_accuracy_filter_needs_the_plugin_reward(tmp_path):
+    with pytest.raises(RecipeError, match="choose one with 'plugin.reward'"):
+        load_recipe(write(tmp_path, "plugin:\n  accuracy_filter: [0.1, 0.9]\n")).validate()
+
+
+def test_nested_overrides_reach_component_parameters(tmp_path):
+    path = write(tmp_path, DATA_RECIPE.format(flags=""))
+    recipe = load_recipe(path, ["plugin.data.format.system_prompt=mm-eureka-7b", "plugin.reward.score_from=accuracy"])
+    assert recipe.plugin.data.format.params == {"system_prompt": "mm-eureka-7b"}
+    assert recipe.plugin.reward.to_dict() == {"name": "weighted", "score_from": "accuracy"}
+    with pytest.raises(RecipeError, match="plugin.accuracy_filter has no mapping"):
+        load_recipe(path, ["plugin.accuracy_filter.low=0.2"])

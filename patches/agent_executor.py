@@ -1,0 +1,97 @@
+"""The rollout executor OpenRLHF loads from ``--train.agent_func_path``: its single-turn executor
+with the plugin's reward, which sees the response text, the images and the row's metadata.
+
+``mm-eureka train`` points ``--train.agent_func_path`` at this file when the recipe chooses a
+``plugin.reward``. OpenRLHF executes it as a module in each rollout actor and instantiates
+:class:`AgentExecutor` with no arguments. Per sample, it
+
+- forbids the vision special tokens in sampling (vLLM ``bad_words``): a policy that samples an
+  ``<|image_pad|>`` breaks the training forward ("Image features and image tokens do not match");
+- generates with OpenRLHF's own ``SingleTurnAgentExecutor.execute`` (no reward endpoint set);
+- scores the decoded response (special tokens skipped) with the reward, in a thread, and sets
+  ``reward``, ``scores`` (the result's ``score``, e.g. accuracy, which OpenRLHF's dynamic filtering
+  reads; the reward when the result has none) and ``extra_logs`` (every component, plus
+  ``reward_error`` 0/1 so failures are counted in the step metrics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from copy import deepcopy
+
+from openrlhf.utils.agent import SingleTurnAgentExecutor
+
+from mm_eureka_plugin.config import PluginConfig
+from mm_eureka_plugin.data.images import load_image
+from mm_eureka_plugin.data.records import decode_label
+from mm_eureka_plugin.rewards import RewardResult, RewardSample, score_samples
+
+logger = logging.getLogger(__name__)
+
+VISION_TOKEN = re.compile(r"vision|image|video")
+ERROR_KEY = "reward_error"
+
+
+def vision_special_tokens(processor) -> list[str]:
+    """The special tokens of a VLM's processor that stand for image or video content."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    tokens = {getattr(processor, name, None) for name in ("image_token", "video_token")}
+    tokens.update(t for t in tokenizer.all_special_tokens if VISION_TOKEN.search(t))
+    tokens.update(t for t in tokenizer.get_added_vocab() if t.startswith("<|") and VISION_TOKEN.search(t))
+    return sorted(t for t in tokens if t)
+
+
+def _probe_sample() -> RewardSample:
+    return RewardSample(response="<think>1 + 1 = 2</think><answer>2</answer>", label="2")
+
+
+class AgentExecutor(SingleTurnAgentExecutor):
+    """OpenRLHF's single-turn rollout with the plugin reward (built from ``MM_EUREKA_PLUGIN_CONFIG``)."""
+
+    def __init__(self) -> None:
+        super().__init__(remote_rm_url=None)
+        self.reward = PluginConfig.from_env().build("reward")
+        if self.reward is None:
+            raise RuntimeError(f"{__file__} is the plugin's reward executor, but the plugin config chooses no reward.")
+        # OpenRLHF concatenates per-sample logs over the batch: every sample must log the same keys.
+        self.component_keys = sorted(score_samples(self.reward, [_probe_sample()])[0].components)
+        self._banned: list[str] | None = None
+
+    def _sampling_params(self, sampling_params, hf_tokenizer):
+        if self._banned is None:
+            self._banned = vision_special_tokens(hf_tokenizer)
+        params = deepcopy(sampling_params)
+        params.bad_words = sorted({*(getattr(params, "bad_words", None) or []), *self._banned})
+        return params
+
+    async def execute(self, prompt, label, sampling_params, max_length: int, hf_tokenizer, llm_engine, images=None):
+        params = self._sampling_params(sampling_params, hf_tokenizer)
+        output = await super().execute(prompt, label, params, max_length, hf_tokenizer, llm_engine, images=images)
+        start, end = output["action_ranges"][0]
+        response = hf_tokenizer.decode(output["observation_tokens"][start:end], skip_special_tokens=True)
+        answer, metadata = decode_label(label)
+        result = await asyncio.to_thread(self._score, response, answer, prompt, images, metadata)
+        output.update(
+            reward=result.reward,
+            scores=result.reward if result.score is None else result.score,
+            extra_logs=self._logs(result, metadata),
+        )
+        return output
+
+    def _score(self, response: str, answer: str, prompt: str, images, metadata: dict) -> RewardResult:
+        try:
+            refs = images if isinstance(images, list) else ([] if images is None else [images])
+            pil_images = [load_image(ref) for ref in refs if ref is not None]
+        except Exception as exc:  # the prompt's images were loaded for generation; this is a late failure
+            return RewardResult(reward=0.0, error=f"cannot load the prompt's images for the reward: {exc}")
+        sample = RewardSample(response=response, label=answer, prompt=prompt, images=pil_images, metadata=metadata)
+        return score_samples(self.reward, [sample])[0]
+
+    def _logs(self, result: RewardResult, metadata: dict) -> dict[str, float]:
+        if result.error is not None:
+            logger.warning("reward error on row %s: %s", metadata.get("id", "?"), result.error)
+        logs = {key: float(result.components.get(key, 0.0)) for key in self.component_keys}
+        logs[ERROR_KEY] = float(result.error is not None)
+        return logs

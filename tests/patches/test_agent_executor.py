@@ -1,0 +1,225 @@
+"""The plugin reward inside OpenRLHF's rollout executor, and OpenRLHF's dynamic filtering fed by it.
+
+vLLM cannot run on CPU: a fake engine returns scripted responses (tests named ``fake_vllm``).
+Everything else is OpenRLHF's own code: ``_load_agent_executor``, ``SingleTurnAgentExecutor``
+(tokenising the prompt with the tiny VLM's processor and images), ``SamplesGenerator``.
+"""
+
+import asyncio
+import os
+import sys
+import types
+
+import pytest
+from PIL import Image
+
+from mm_eureka_plugin.data.records import encode_label
+
+RIGHT = "<think>1 + 1 = 2</think><answer>$2$</answer>"
+RIGHT_BAD_FORMAT = "The answer is 2 <answer>2</answer>"
+WRONG = "<think>1 + 1 = 3</think><answer>3</answer>"
+
+
+@pytest.fixture(scope="module")
+def processor(tiny_vlm_dir):
+    from mm_eureka_plugin.tiny_vlm import load_processor
+
+    return load_processor(tiny_vlm_dir)
+
+
+@pytest.fixture
+def image_path(tmp_path):
+    path = tmp_path / "red.png"
+    Image.new("RGB", (56, 84), (200, 30, 30)).save(path)
+    return str(path)
+
+
+def chat_prompt(processor, question="What is 1 + 1?"):
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+class FakeVLLMEngine:
+    """Stands in for vLLM's engine (no vLLM on CPU): returns scripted responses, records requests."""
+
+    def __init__(self, tokenizer, responses):
+        self.tokenizer = tokenizer
+        self.responses = list(responses)
+        self.requests = []
+
+    async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
+        self.requests.append((list(prompt_token_ids), sampling_params, multi_modal_data))
+        text = self.responses.pop(0)
+        ids = self.tokenizer.encode(text, add_special_tokens=False) + [
+            self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        ]
+        output = types.SimpleNamespace(token_ids=ids, text=text, finish_reason="stop", logprobs=None)
+        return types.SimpleNamespace(outputs=[output])
+
+
+def load_executor(plugin_env, reward):
+    from openrlhf.trainer.ray.vllm_engine import _load_agent_executor
+
+    from mm_eureka_plugin.config import agent_executor_path
+
+    plugin_env({"reward": reward})
+    return _load_agent_executor(agent_executor_path())
+
+
+def execute(executor, processor, engine, label, images, prompt=None):
+    from vllm import SamplingParams
+
+    params = SamplingParams(max_tokens=32, temperature=1.0)
+    output = asyncio.run(
+        executor.execute(
+            prompt or chat_prompt(processor),
+            label,
+            params,
+            max_length=1024,
+            hf_tokenizer=processor,
+            llm_engine=engine,
+            images=images,
+        )
+    )
+    assert params.bad_words is None  # the caller's parameters are not changed
+    return output
+
+
+def test_fake_vllm_rollout_scores_the_response_with_the_weighted_reward(plugin_env, processor, image_path):
+    executor = load_executor(plugin_env, "weighted")
+    engine = FakeVLLMEngine(processor.tokenizer, [RIGHT, RIGHT_BAD_FORMAT, WRONG])
+    label = encode_label("2", {"id": "row-7"})
+    outputs = [execute(executor, processor, engine, label, [image_path]) for _ in range(3)]
+
+    assert [o["reward"] for o in outputs] == [1.5, 1.0, 0.5]
+    assert [o["scores"] for o in outputs] == [1.0, 1.0, 0.0]  # filtering sees accuracy, not the total
+    assert outputs[0]["extra_logs"] == {"accuracy": 1.0, "format": 1.0, "reward_error": 0.0}
+    assert outputs[1]["extra_logs"] == {"accuracy": 1.0, "format": 0.0, "reward_error": 0.0}
+    prompt_ids, params, mm_data = engine.requests[0]
+    assert len(mm_data["image"]) == 1
+    image_pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert prompt_ids.count(image_pad) == (56 // 28) * (84 // 28)  # the image went through the processor
+    for token in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>"):
+        assert token in params.bad_words
+    assert "<|im_end|>" not in params.bad_words
+
+
+def test_fake_vllm_rollout_gives_the_reward_response_images_and_metadata(plugin_env, processor, image_path, tmp_path):
+    recorder = tmp_path / "recording_reward.py"
+    recorder.write_text(
+        "class Recorder:\n"
+        "    def __init__(self):\n"
+        "        self.seen = []\n"
+        "    def __call__(self, samples):\n"
+        "        self.seen.extend(samples)\n"
+        "        return [0.25 for _ in samples]\n"
+    )
+    executor = load_executor(plugin_env, f"{recorder}:Recorder")
+    engine = FakeVLLMEngine(processor.tokenizer, [RIGHT])
+    output = execute(executor, processor, engine, encode_label("2", {"id": "row-9", "subject": "math"}), [image_path])
+
+    sample = executor.reward.seen[-1]
+    assert sample.response == RIGHT  # decoded response only: no prompt, no special tokens
+    assert sample.label == "2" and sample.metadata == {"id": "row-9", "subject": "math"}
+    assert "What is 1 + 1?" in sample.prompt
+    assert [im.size for im in sample.images] == [(56, 84)]
+    assert output["reward"] == 0.25 and output["scores"] == 0.25  # no score: filtering uses the reward
+    assert output["extra_logs"] == {"reward_error": 0.0}
+
+
+def test_fake_vllm_rollout_survives_a_reward_that_raises(plugin_env, processor, image_path, tmp_path):
+    flaky = tmp_path / "flaky_reward.py"
+    flaky.write_text(
+        "from mm_eureka_plugin.rewards import RewardResult\n"
+        "def make():\n"
+        "    def reward(samples):\n"
+        "        if any('3' in s.response for s in samples):\n"
+        "            raise RuntimeError('boom')\n"
+        "        return [RewardResult(reward=1.0, components={'accuracy': 1.0}, score=1.0) for s in samples]\n"
+        "    return reward\n"
+    )
+    executor = load_executor(plugin_env, f"{flaky}:make")
+    engine = FakeVLLMEngine(processor.tokenizer, [WRONG, RIGHT])
+    failed = execute(executor, processor, engine, "2", [image_path])
+    ok = execute(executor, processor, engine, "2", [image_path])
+    assert failed["reward"] == 0.0 and failed["extra_logs"] == {"accuracy": 0.0, "reward_error": 1.0}
+    assert ok["reward"] == 1.0 and ok["extra_logs"] == {"accuracy": 1.0, "reward_error": 0.0}
+
+
+def test_fake_vllm_openrlhf_dynamic_filtering_keeps_groups_by_mean_accuracy(
+    monkeypatch, processor, image_path, openrlhf_args
+):
+    """OpenRLHF's SamplesGenerator, with rollout actors in Ray workers running our executor."""
+    import ray
+
+    from mm_eureka_plugin import patches
+    from mm_eureka_plugin.config import CONFIG_ENV, load_recipe
+    from mm_eureka_plugin.launch import init_ray
+
+    for key in (CONFIG_ENV, patches.DEVICE_ENV):  # init_ray sets them in this process: undo after
+        monkeypatch.setenv(key, "")
+    recipe_path = os.path.join(os.path.dirname(image_path), "r.yaml")
+    with open(recipe_path, "w") as f:
+        f.write("plugin:\n  reward: weighted\n  accuracy_filter: [0.1, 0.9]\n  device: cpu\n")
+    recipe = load_recipe(recipe_path).with_plugin_flags()
+    args = openrlhf_args(*recipe.openrlhf_argv(), "--rollout.n_samples_per_prompt", "4")
+
+    # Per prompt (by its gold answer): 4 scripted responses. Mean accuracy: 1.0 (format varies,
+    # so the total reward does too), 0.5, 0.0, 0.25.
+    scripts = {
+        "2": [RIGHT, RIGHT_BAD_FORMAT, RIGHT, RIGHT_BAD_FORMAT],
+        "4": [RIGHT.replace("2", "4"), WRONG, RIGHT.replace("2", "4"), WRONG],
+        "5": [WRONG] * 4,
+        "6": [RIGHT.replace("2", "6"), WRONG, WRONG, WRONG],
+    }
+
+    class FakeRolloutActor:
+        """Stands in for OpenRLHF's vLLM RolloutRayActor (no vLLM on CPU); runs the real executor."""
+
+        def __init__(self, agent_path, scripts):
+            from openrlhf.trainer.ray.vllm_engine import _load_agent_executor
+
+            self.executor = _load_agent_executor(agent_path)
+            self.scripts = scripts
+
+        def get_num_unfinished_requests(self):
+            return 0
+
+        async def generate_responses(
+            self, prompt, label, sampling_params, max_length, hf_tokenizer, num_samples=1, images=None
+        ):
+            from mm_eureka_plugin.data.records import decode_label
+
+            engine = FakeVLLMEngine(hf_tokenizer.tokenizer, self.scripts[decode_label(label)[0]])
+            tasks = [
+                self.executor.execute(prompt, label, sampling_params, max_length, hf_tokenizer, engine, images)
+                for _ in range(num_samples)
+            ]
+            return await asyncio.gather(*tasks)
+
+    # pytest's importlib mode names this module in a way Ray workers cannot import: send it by value.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    init_ray(recipe.plugin, cpu=True, num_cpus=2, include_dashboard=False)
+    try:
+        from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator
+
+        actor = ray.remote(num_cpus=1)(FakeRolloutActor).remote(recipe.openrlhf["train.agent_func_path"], scripts)
+        generator = object.__new__(SamplesGenerator)  # the real methods; no dataloaders needed
+        generator.args, generator.tokenizer, generator.vllm_engines = args, processor, [actor]
+        prompt = chat_prompt(processor)
+        batches = iter(
+            [(["default"], [prompt], [encode_label(answer, {"id": answer})], [[image_path]]) for answer in scripts]
+        )
+        experiences, consumed, exhausted = generator._generate_vllm(
+            batches, num_prompts=2, dynamic_filtering=True, n_samples_per_prompt=4, max_len=1024, max_new_tokens=32
+        )
+    finally:
+        ray.shutdown()
+
+    kept = sorted({exp.labels[0] for exp in experiences})
+    assert kept == sorted(encode_label(a, {"id": a}) for a in ("4", "6"))  # all-right and all-wrong dropped
+    assert consumed == 4 and len(experiences) == 8
+    by_answer = {}
+    for exp in experiences:
+        by_answer.setdefault(exp.labels[0], []).append(exp.info["accuracy"].item())
+    assert sorted(sum(v) / len(v) for v in by_answer.values()) == [0.25, 0.5]
