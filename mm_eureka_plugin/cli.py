@@ -7,12 +7,13 @@ import json
 import logging
 import sys
 import warnings
+from pathlib import Path
 
 from mm_eureka_plugin.config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, RecipeError, load_recipe
 from mm_eureka_plugin.data.records import DataError
-from mm_eureka_plugin.rewards.score import ScoreFileError
 from mm_eureka_plugin.patches import OpenRLHFVersionError
 from mm_eureka_plugin.registry import KINDS, ComponentError, registry
+from mm_eureka_plugin.rewards.score import ScoreFileError
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -35,15 +36,19 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Validate a recipe and run it through OpenRLHF (or print what would run, with --dry-run)."""
-    from mm_eureka_plugin.launch import check_flags, prepare_data, train, use_cpu
+    from mm_eureka_plugin.launch import check_flags, converted_data_path, prepare_data, train, use_cpu
 
     recipe = load_recipe(args.recipe, args.set)
     recipe.validate()
     cpu = use_cpu(recipe.plugin)
     check_flags(recipe.with_plugin_flags(), cpu)
     if args.dry_run:
+        data = recipe.plugin.data
+        converted = None
+        if data is not None and data.path is not None and Path(data.path).is_file():
+            converted = str(converted_data_path(recipe))
         print("# OpenRLHF command")
-        print(recipe.with_plugin_flags().command())
+        print(recipe.with_plugin_flags(converted).command())
         print("# plugin config")
         print(json.dumps(recipe.plugin.to_dict(), indent=2, sort_keys=True))
         return 0

@@ -2,9 +2,10 @@
 
 How one sample (``response``, gold ``label``) is judged:
 
-1. **Answer text** (:func:`answer_text`): the last ``<answer>...</answer>`` span, newlines included
-   (the original's regex lacked DOTALL, so multi-line answers fell through); else everything after
-   the last ``<answer>``; else everything after the last ``</think>``; else the whole response.
+1. **Answer text** (:func:`answer_text`): the inside of the last ``<answer>...</answer>`` span,
+   newlines included (the original's regex lacked DOTALL, and kept the tags, which stops
+   math-verify from reading a bare ``<answer>3/4</answer>``); else everything after the last
+   ``<answer>``; else everything after the last ``</think>``; else the whole response.
    Only its last ``max_answer_chars`` characters are read. Unicode math (√ π × − ÷ ≤ ≥ ≠ ± ° ∞ ½ ²
    ...) and the bare words sqrt and pi are rewritten as LaTeX (:func:`math_to_latex`).
 2. **Choice letters**: a gold that is a letter of ``choices`` (also written "(B)", "B.", "option B",
@@ -18,7 +19,7 @@ How one sample (``response``, gold ``label``) is judged:
    prediction read with LaTeX and expression extraction, ``verify(gold, prediction)`` (the
    original passed them swapped; verify is not symmetric).
 
-Conventions (fast path; math-verify follows the same ones for these forms):
+Conventions (plain numbers are always decided by these; math-verify decides everything else):
 
 - Numbers compare exactly; when either is a decimal, equal to 6 decimal places (math-verify's
   ``float_rounding``): 0.75 = 3/4 = ``\\frac{3}{4}``, 0.333333 = 1/3, but 0.33 != 1/3.
@@ -28,6 +29,10 @@ Conventions (fast path; math-verify follows the same ones for these forms):
 - Percentages: p% equals p% and also both p and p/100, in either direction (50% = 50 = 0.5; a
   side effect: 0.5% matches a gold 0.5).
 - Intervals, sets, equations (``x = 2`` matches ``2``), inequalities: math-verify's rules.
+- A gold that is a single letter of ``choices`` is a choice letter, so a gold "e" or "c" is read as
+  option E or C (matched by a response "e" or ``\\boxed{c}``), not as Euler's number or a variable.
+- A prose answer without math delimiters ("There are 12 in total") is read by math-verify's own
+  extraction, which takes the number it finds ("3 or more" reads as 3).
 
 **Time**: math-verify runs in a pool of worker processes (:mod:`.pool`), so each sample is bounded
 by ``timeout`` seconds (plus 0.5 s grace) even when called off the main thread, where
@@ -35,8 +40,8 @@ math-verify's own ``signal.alarm`` timeouts raise. A sample over time gets rewar
 ``"timeout"``. Identical (gold, answer) pairs are judged once per call; each worker parses a gold
 once (cached).
 
-**Unparseable gold** (``on_bad_gold``): the original gave every such sample 1.0, silently. Here it
-is counted in ``counts["bad_gold"]``, logged once per gold, and scored 0 (``"zero"``), 1
+**Unparseable gold** (``on_bad_gold``; math-verify finds no expression in it, or it is blank): the
+original gave every such sample 1.0, silently. Here it is counted in ``counts["bad_gold"]``, logged once per gold, and scored 0 (``"zero"``), 1
 (``"one"``, the original's choice: with MM-Eureka's accuracy filter either value drops the
 group), or 0 with ``error`` set (``"error"``). It never raises.
 """
@@ -333,9 +338,13 @@ def _unique(letters: set[str]) -> str | None:
     return next(iter(letters)) if len(letters) == 1 else None
 
 
+_AFTER_LETTER_A = frozenset("or and is was fits works holds matches satisfies seems must should would could".split())
+
+
 def _is_standalone_choice(text: str, match: re.Match) -> bool:
     after, before = text[match.end() :], text[: match.start()].rstrip()
-    if match[1] == "A" and re.match(r"\s+[a-z]", after):  # the article: "A triangle ..."
+    next_word = re.match(r"\s+([a-z]+)", after)
+    if match[1] == "A" and next_word and next_word[1] not in _AFTER_LETTER_A:  # the article: "A triangle"
         return False
     if re.match(r"\s*[=<>+\-*/^_']", after) or before.endswith(tuple("=<>+-*/^")):  # a variable
         return False

@@ -5,15 +5,15 @@ thread, and OpenRLHF calls rewards from worker threads (``asyncio.to_thread``). 
 tasks on its own main thread, and a task that overruns is stopped:
 
 - at ``timeout`` seconds a timer inside the worker interrupts Python code (the worker survives);
-- at ``timeout + KILL_GRACE_S`` the parent kills the worker (C code that ignores signals, such as a
-  huge integer power) and starts a replacement in the background.
+- at ``timeout + KILL_GRACE_S`` the parent kills the worker (C code that never checks for signals)
+  and starts a replacement in the background.
 
 So a task costs at most ``timeout + KILL_GRACE_S`` seconds of a worker. Workers are fresh
 interpreters (``sys.executable``, the parent's ``sys.path``) started lazily on first use: not forked
 (unsafe in a process holding threads, CUDA or Ray state) and not ``multiprocessing`` "spawn" (which
 re-imports the caller's ``__main__`` script in every worker). They import ``preload`` before taking
 work, run with an address-space limit (``RLIMIT_AS = memory_limit_mb``), ignore SIGINT, and exit
-when their parent goes away. Every pool is closed at interpreter exit. A pool is thread-safe:
+when their parent goes away. Shared pools (:func:`shared_pool`) are closed at interpreter exit. A pool is thread-safe:
 concurrent callers share its workers. A task is named by reference, ``"package.module:function"``,
 and imported in the worker, so the caller never imports what the workers run.
 """
@@ -42,10 +42,17 @@ KILL_GRACE_S = 0.5
 STARTUP_TIMEOUT_S = 120.0
 TIMEOUT = "timeout"
 _READY = "ready"
-_BOOTSTRAP = (
-    "import sys; from multiprocessing.connection import Connection; conn = Connection(int(sys.argv[1])); "
-    "sys.path[:] = conn.recv(); from mm_eureka_plugin.rewards import pool; pool._worker_main(conn, *conn.recv())"
-)
+_BOOTSTRAP = """
+import sys
+from multiprocessing.connection import Connection
+conn = Connection(int(sys.argv[1]))
+try:
+    sys.path[:] = conn.recv()
+except (EOFError, OSError):  # the parent went away while starting us
+    sys.exit(0)
+from mm_eureka_plugin.rewards import pool
+pool._worker_main(conn, *conn.recv())
+"""
 
 
 @dataclass(frozen=True)
@@ -102,30 +109,33 @@ def _worker_main(conn: Connection, memory_limit_mb: int | None, preload: tuple[s
     for module in preload:
         importlib.import_module(module)
     parent = os.getppid()
-    conn.send(_READY)
     tasks: dict[str, Callable[..., Any]] = {}
-    while True:
-        while not conn.poll(1.0):
-            if os.getppid() != parent:
-                return
-        try:
-            ref, args, timeout = conn.recv()
-        except EOFError:
-            return
-        try:
-            _arm(timeout)
-            if ref not in tasks:
-                tasks[ref] = resolve_task(ref)
-            value = tasks[ref](*args)
-            _disarm()
-            result = (value, None)
-        except _Overrun:
-            _disarm()
-            result = (None, TIMEOUT)
-        except Exception as exc:
-            _disarm()
-            result = (None, f"{type(exc).__name__}: {exc}"[:500])
-        conn.send(result)
+    try:
+        conn.send(_READY)
+        while True:
+            while not conn.poll(1.0):
+                if os.getppid() != parent:
+                    return
+            conn.send(_run_task(tasks, *conn.recv()))
+    except (EOFError, OSError):  # the parent closed the connection or went away
+        return
+
+
+def _run_task(tasks: dict[str, Callable[..., Any]], ref: str, args: tuple, timeout: float) -> tuple[Any, str | None]:
+    """``(value, None)`` of the task, or ``(None, error)``: ``"timeout"`` after ``timeout`` seconds."""
+    try:
+        _arm(timeout)
+        if ref not in tasks:
+            tasks[ref] = resolve_task(ref)
+        value = tasks[ref](*args)
+        _disarm()
+        return value, None
+    except _Overrun:
+        _disarm()
+        return None, TIMEOUT
+    except Exception as exc:
+        _disarm()
+        return None, f"{type(exc).__name__}: {exc}"[:500]
 
 
 @dataclass(eq=False)
@@ -133,8 +143,9 @@ class _Worker:
     process: subprocess.Popen
     conn: Connection
 
-    def alive(self) -> bool:
-        return self.process.poll() is None
+    def usable(self) -> bool:
+        """Alive, with nothing to read (an idle worker that died leaves an end-of-file)."""
+        return self.process.poll() is None and not self.conn.poll()
 
 
 class WorkerPool:
@@ -175,7 +186,7 @@ class WorkerPool:
                     worker = self._checkout(block=not held)
                     if worker is None:
                         break
-                    if not worker.alive():  # died while idle (killed from outside)
+                    if not worker.usable():  # died while idle (killed from outside)
                         self._replace(worker)
                         continue
                     i = pending.popleft()

@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import mm_eureka_baseline
 import pytest
@@ -101,8 +102,8 @@ def test_a_multi_line_answer_span_is_read(ready):
 
 def test_max_answer_chars_bounds_what_is_read():
     response = tagged("$\\boxed{5}$ " + "and so on " * 100)
-    assert judge(AccuracyReward(max_answer_chars=2000), response, "5").reward == 1.0
-    assert judge(AccuracyReward(max_answer_chars=500), response, "5").reward == 0.0
+    assert judge(AccuracyReward(workers=2, max_answer_chars=2000), response, "5").reward == 1.0
+    assert judge(AccuracyReward(workers=2, max_answer_chars=500), response, "5").reward == 0.0
 
 
 @pytest.mark.parametrize(
@@ -228,7 +229,7 @@ def test_choices_option_sets_the_letters():
     assert chosen_letter("The answer is F") is None
     assert chosen_letter("The answer is F", "ABCDEF") == "F"
     assert gold_letter("F", "ABCDEF") == "F"
-    assert judge(AccuracyReward(choices="ABCDEF"), tagged("The answer is F."), "F").reward == 1.0
+    assert judge(AccuracyReward(workers=2, choices="ABCDEF"), tagged("The answer is F."), "F").reward == 1.0
 
 
 def test_choice_golds_are_judged_by_letter(ready):
@@ -324,8 +325,9 @@ def test_works_from_asyncio_to_thread_concurrently(ready):
 
 ADVERSARIAL = {
     "huge exponent": tagged(r"$9^{9^{9^{9}}}$"),
-    "huge exponent, plain": tagged("9**9**9**9"),
-    "deep fractions": tagged("$" + r"\frac{1}{" * 400 + "2" + "}" * 400 + "$"),
+    "huge factorial": tagged(r"$\boxed{(10^{8})!}$"),
+    "deep fractions": tagged("$" + r"\frac{1}{" * 50 + "2" + "}" * 50 + "$"),
+    "deep parentheses": tagged("$" + "(" * 300 + "1" + ")" * 300 + "$"),
 }
 
 
@@ -360,17 +362,26 @@ def test_a_worker_killed_mid_task_is_replaced(ready):
     while len(busy := idle - set(pool.pids())) != 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     replaced = pool.replaced
-    os.kill(busy.pop(), signal.SIGKILL)
+    kill(busy.pop())
     thread.join(timeout=10)
     assert out[0].reward == 0.0 and "worker died" in out[0].error
     assert accuracy.counts["error"] == 1 and pool.replaced == replaced + 1
     assert [r.reward for r in accuracy(_symbolic_samples())] == [expected for *_, expected in SYMBOLIC_CASES]
 
 
+def kill(pid: int) -> None:
+    """SIGKILL ``pid`` and wait until it is dead (a zombie or gone)."""
+    os.kill(pid, signal.SIGKILL)
+    stat = Path(f"/proc/{pid}/stat")
+    deadline = time.monotonic() + 5
+    while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z" and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_workers_killed_while_idle_are_replaced(ready):
     pool = ready.pool()
     for pid in pool.pids():
-        os.kill(pid, signal.SIGKILL)
+        kill(pid)
     results = ready(_symbolic_samples())
     assert [r.reward for r in results] == [expected for *_, expected in SYMBOLIC_CASES]
     assert all(r.error is None for r in results)
