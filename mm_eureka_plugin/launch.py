@@ -123,7 +123,7 @@ def prepare_data(recipe: Recipe) -> Recipe:
                 **data.format.params,
             )
         except DataError as exc:
-            raise RecipeError(f"{recipe.where}key 'plugin.data' (on_bad_row: error): {exc}") from exc
+            raise RecipeError(f"{recipe.where}key 'plugin.data': {exc}") from exc
         for bad in report.bad:
             logger.warning("skipped row %d (id %s): %s", bad.row, bad.id or "-", bad.reason)
         if report.bad:
