@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 VISION_TOKEN = re.compile(r"vision|image|video")
 ERROR_KEY = "reward_error"
+RESERVED_KEYS = ("reward", "score", "response_clip_ratio")
+"""Per-sample info keys OpenRLHF sets itself: a reward component of that name is logged as ``reward_<name>``."""
 
 
 def vision_special_tokens(processor) -> list[str]:
@@ -92,6 +94,9 @@ class AgentExecutor(SingleTurnAgentExecutor):
     def _logs(self, result: RewardResult, metadata: dict) -> dict[str, float]:
         if result.error is not None:
             logger.warning("reward error on row %s: %s", metadata.get("id", "?"), result.error)
-        logs = {key: float(result.components.get(key, 0.0)) for key in self.component_keys}
+        logs = {
+            f"reward_{key}" if key in RESERVED_KEYS else key: float(result.components.get(key, 0.0))
+            for key in self.component_keys
+        }
         logs[ERROR_KEY] = float(result.error is not None)
         return logs

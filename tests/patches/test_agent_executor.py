@@ -107,12 +107,13 @@ def test_fake_vllm_rollout_scores_the_response_with_the_weighted_reward(plugin_e
 def test_fake_vllm_rollout_gives_the_reward_response_images_and_metadata(plugin_env, processor, image_path, tmp_path):
     recorder = tmp_path / "recording_reward.py"
     recorder.write_text(
+        "from mm_eureka_plugin.rewards import RewardResult\n"
         "class Recorder:\n"
         "    def __init__(self):\n"
         "        self.seen = []\n"
         "    def __call__(self, samples):\n"
         "        self.seen.extend(samples)\n"
-        "        return [0.25 for _ in samples]\n"
+        "        return [RewardResult(0.25, components={'score': 0.5}) for _ in samples]\n"
     )
     executor = load_executor(plugin_env, f"{recorder}:Recorder")
     engine = FakeVLLMEngine(processor.tokenizer, [RIGHT])
@@ -124,7 +125,7 @@ def test_fake_vllm_rollout_gives_the_reward_response_images_and_metadata(plugin_
     assert "What is 1 + 1?" in sample.prompt
     assert [im.size for im in sample.images] == [(56, 84)]
     assert output["reward"] == 0.25 and output["scores"] == 0.25  # no score: filtering uses the reward
-    assert output["extra_logs"] == {"reward_error": 0.0}
+    assert output["extra_logs"] == {"reward_score": 0.5, "reward_error": 0.0}  # OpenRLHF's own key kept
 
 
 def test_fake_vllm_rollout_survives_a_reward_that_raises(plugin_env, processor, image_path, tmp_path):
