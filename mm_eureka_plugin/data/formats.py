@@ -68,8 +68,25 @@ def read_rows(path: str | Path) -> Iterator[dict[str, Any]]:
             while (row := next(rows, None)) is not None:
                 yield row
         except Exception as exc:  # datasets raises many types; all mean "this file cannot be read"
+            if builder == "json" and (bad := _first_bad_json_line(path)) is not None:
+                raise DataError(f"{path}: {bad}. Every line must be one JSON object.") from exc
             kind = "Parquet" if builder == "parquet" else "JSON lines (one JSON object per line)"
             raise DataError(f"{path}: cannot read it as {kind}: {type(exc).__name__}: {exc}") from exc
+
+
+def _first_bad_json_line(path: Path) -> str | None:
+    """Which line of a JSON-lines file is not a JSON object, and why (None if every line is one)."""
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError as exc:
+                return f"line {number} is not valid JSON ({exc})"
+            if not isinstance(value, dict):
+                return f"line {number} is a JSON {type(value).__name__}, not an object"
+    return None
 
 
 def content_list(text: str) -> list[dict[str, Any]]:

@@ -121,8 +121,15 @@ def test_a_file_datasets_cannot_read_is_an_error_naming_it(tmp_path):
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"prompt": "a", "label": "1"}\n{"prompt": [1,\n')
 
-    with pytest.raises(DataError, match=r"broken\.jsonl: cannot read it as JSON lines"):
+    with pytest.raises(DataError, match=r"broken\.jsonl: line 2 is not valid JSON \(.*\)\. Every line must be"):
         list(OpenRLHFRows().read(broken))
+    broken.write_text('{"prompt": "a", "label": "1"}\n["prompt", "b"]\n')
+    with pytest.raises(DataError, match=r"broken\.jsonl: line 2 is a JSON list, not an object"):
+        list(OpenRLHFRows().read(broken))
+    truncated = tmp_path / "truncated.parquet"
+    truncated.write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(DataError, match=r"truncated\.parquet: cannot read it as Parquet"):
+        list(MMK12Parquet().read(truncated))
     with pytest.raises(DataError, match=r"nowhere\.parquet: no such file"):
         list(MMK12Parquet().read(tmp_path / "nowhere.parquet"))
 
