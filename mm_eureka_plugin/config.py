@@ -472,10 +472,13 @@ def _absolute_path(value: Any, base_dir: Path | None, where: str) -> str | None:
         return None
     if not isinstance(value, str) or not value:
         raise RecipeError(f"{where} must be a path, got {value!r}.")
-    path = Path(value).expanduser()
-    if not path.is_absolute():
-        path = (base_dir or Path.cwd()) / path
-    return str(path.resolve())
+    return str(_resolve_against(value, base_dir or Path.cwd()).resolve())
+
+
+def _resolve_against(path: str, base_dir: Path) -> Path:
+    """``path`` (``~`` expanded) made absolute against ``base_dir`` unless it already is."""
+    resolved = Path(path).expanduser()
+    return resolved if resolved.is_absolute() else (base_dir / resolved).resolve()
 
 
 def _parse_range(value: Any, where: str) -> tuple[float, float] | None:
@@ -515,7 +518,4 @@ def _absolute_file_reference(name: str, base_dir: Path | None) -> str:
     target, sep, attr = name.rpartition(":")
     if not sep or not target.endswith(".py") or base_dir is None:
         return name
-    path = Path(target).expanduser()
-    if not path.is_absolute():
-        path = (base_dir / path).resolve()
-    return f"{path}:{attr}"
+    return f"{_resolve_against(target, base_dir)}:{attr}"
