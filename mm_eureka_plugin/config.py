@@ -24,6 +24,7 @@ import os
 import re
 import shlex
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ OPENRLHF_MODULE = "openrlhf.cli.train_ppo_ray"
 COMPONENT_KEYS = ("reward", "policy_loss", "advantage_weight")
 """``plugin:`` keys that name a component; the key is also the component kind."""
 
-PLUGIN_KEYS = ("data", *COMPONENT_KEYS, "accuracy_filter", "device")
+PLUGIN_KEYS = ("data", *COMPONENT_KEYS, "accuracy_filter", "device", "synthetic_task")
 
 DEFAULT_MIN_PIXELS = 4 * 28 * 28
 DEFAULT_MAX_PIXELS = 640 * 28 * 28
@@ -51,6 +52,7 @@ DEVICES = ("auto", "cuda", "cpu")
 DATA_FLAGS = ("data.prompt_dataset", "data.input_key", "data.label_key", "data.image_key")
 REWARD_FLAGS = ("train.agent_func_path", "reward.remote_url", "reward.model_name_or_path")
 FILTER_FLAGS = ("algo.dynamic_filtering_enable", "algo.dynamic_filtering_range")
+TASK_FLAGS = ("actor.model_name_or_path", "eval.dataset")
 FILTER_SLACK = 1e-6
 """Widens ``accuracy_filter`` for OpenRLHF's strict comparison, so the range's ends are kept."""
 
@@ -112,8 +114,28 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class SyntheticTaskConfig:
+    """``plugin.synthetic_task``: a generated image task and tiny model for CPU runs.
+
+    :func:`mm_eureka_plugin.synthetic.build_colour_task` builds it on first run into
+    ``<ckpt.output_dir>/task``; it provides the model (``actor.model_name_or_path``), the training
+    data (``plugin.data.path``) and the evaluation set (``eval.dataset``). ``blank`` makes every
+    image the same grey: the control run, where the answer cannot be seen.
+    """
+
+    seed: int = 0
+    train_size: int = 256
+    eval_size: int = 32
+    blank: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "train_size": self.train_size, "eval_size": self.eval_size, "blank": self.blank}
+
+
+@dataclass(frozen=True)
 class PluginConfig:
-    """The ``plugin:`` section: data, reward, online filter, loss and weights, and the device."""
+    """The ``plugin:`` section: data, reward, online filter, loss and weights, the device, and a
+    synthetic task."""
 
     data: DataConfig | None = None
     reward: ComponentSpec | None = None
@@ -121,9 +143,12 @@ class PluginConfig:
     advantage_weight: ComponentSpec | None = None
     accuracy_filter: tuple[float, float] | None = None
     device: str = "auto"
+    synthetic_task: SyntheticTaskConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"device": self.device}
+        if self.synthetic_task is not None:
+            out["synthetic_task"] = self.synthetic_task.to_dict()
         if self.data is not None:
             out["data"] = self.data.to_dict()
         for key in COMPONENT_KEYS:
@@ -261,6 +286,8 @@ class Recipe:
             owners.update(dict.fromkeys(REWARD_FLAGS, "reward"))
         if self.plugin.accuracy_filter is not None:
             owners.update(dict.fromkeys(FILTER_FLAGS, "accuracy_filter"))
+        if self.plugin.synthetic_task is not None:
+            owners.update(dict.fromkeys(TASK_FLAGS, "synthetic_task"))
         for flag, owner in owners.items():
             if self.openrlhf.get(flag) not in (None, False):
                 raise RecipeError(
@@ -303,6 +330,10 @@ class Recipe:
     def plugin_flags(self, prompt_dataset: str | None = None) -> dict[str, Any]:
         """The OpenRLHF flags the ``plugin:`` section implies; ``prompt_dataset`` is the converted data."""
         flags: dict[str, Any] = {}
+        if self.plugin.synthetic_task is not None:
+            task = self.synthetic_task_dir
+            flags["actor.model_name_or_path"] = str(task / "model")
+            flags["eval.dataset"] = str(task / "eval.jsonl")
         if self.plugin.data is not None:
             flags.update(
                 {
@@ -327,6 +358,11 @@ class Recipe:
         return replace(self, openrlhf={**self.openrlhf, **self.plugin_flags(prompt_dataset)})
 
     @property
+    def synthetic_task_dir(self) -> Path:
+        """Where ``plugin.synthetic_task`` is built: ``<ckpt.output_dir>/task``."""
+        return Path(self.openrlhf.get("ckpt.output_dir") or "./ckpt").resolve() / "task"
+
+    @property
     def where(self) -> str:
         """Prefix for error messages: the recipe's path, or nothing for a recipe built in code."""
         return f"{self.path}: " if self.path else ""
@@ -335,6 +371,9 @@ class Recipe:
 def _flag_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value < 0:
+        # argparse reads "-1e-06" as an option; "-0.000001" is a negative number to it
+        return format(Decimal(repr(value)), "f")
     return str(value)
 
 
@@ -411,7 +450,16 @@ def parse_recipe(data: dict, path: Path | None = None) -> Recipe:
     flags = {key.removeprefix("--"): value for key, value in flags.items()}
     base_dir = path.parent if path else Path.cwd()
     plugin = parse_plugin_section(data.get("plugin") or {}, where=where, base_dir=base_dir)
-    return Recipe(path=path, openrlhf=flags, plugin=plugin)
+    recipe = Recipe(path=path, openrlhf=flags, plugin=plugin)
+    if plugin.synthetic_task is None:
+        return recipe
+    if plugin.data is not None and plugin.data.path is not None:
+        raise RecipeError(
+            f"{where}key 'plugin.data.path' is set by plugin.synthetic_task (its training data); remove one of them."
+        )
+    train = str(recipe.synthetic_task_dir / "train.jsonl")
+    data = plugin.data or DataConfig(path=None, format=ComponentSpec("openrlhf"))
+    return replace(recipe, plugin=replace(plugin, data=replace(data, path=train)))
 
 
 def parse_plugin_section(section: Any, where: str = "", base_dir: Path | None = None) -> PluginConfig:
@@ -430,8 +478,10 @@ def parse_plugin_section(section: Any, where: str = "", base_dir: Path | None = 
         if section.get(key) is not None
     }
     data = section.get("data")
+    task = section.get("synthetic_task")
     return PluginConfig(
         data=None if data is None else _parse_data(data, f"{where}key 'plugin.data'", base_dir),
+        synthetic_task=None if task is None else _parse_task(task, f"{where}key 'plugin.synthetic_task'"),
         accuracy_filter=_parse_range(section.get("accuracy_filter"), f"{where}key 'plugin.accuracy_filter'"),
         device=device,
         **specs,
@@ -465,6 +515,24 @@ def _parse_data(value: Any, where: str, base_dir: Path | None) -> DataConfig:
     if config.min_pixels > config.max_pixels:
         raise RecipeError(f"{where}: min_pixels ({config.min_pixels}) exceeds max_pixels ({config.max_pixels}).")
     return config
+
+
+def _parse_task(value: Any, where: str) -> SyntheticTaskConfig:
+    valid = ("seed", "train_size", "eval_size", "blank")
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        raise RecipeError(f"{where} must be a mapping with keys {', '.join(valid)} (or true for the defaults).")
+    unknown = [k for k in value if k not in valid]
+    if unknown:
+        raise RecipeError(f"{where}: unknown key '{unknown[0]}'. Valid keys: {', '.join(valid)}.")
+    for key, least in (("seed", 0), ("train_size", 4), ("eval_size", 4)):
+        number = value.get(key, least)
+        if not isinstance(number, int) or isinstance(number, bool) or number < least:
+            raise RecipeError(f"{where}.{key} must be an integer of at least {least}, got {number!r}.")
+    if not isinstance(value.get("blank", False), bool):
+        raise RecipeError(f"{where}.blank must be true or false, got {value['blank']!r}.")
+    return SyntheticTaskConfig(**value)
 
 
 def _absolute_path(value: Any, base_dir: Path | None, where: str) -> str | None:

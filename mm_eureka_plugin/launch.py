@@ -9,12 +9,14 @@ running and keeps our runtime environment.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import logging
 import os
 import runpy
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,18 +67,72 @@ def init_ray(plugin: PluginConfig, cpu: bool, **ray_kwargs: Any) -> None:
     ray.init(runtime_env=env, **ray_kwargs)
 
 
-def check_flags(recipe: Recipe, cpu: bool) -> None:
+def check_flags(recipe: Recipe, cpu: bool) -> argparse.Namespace:
     """Parse the recipe's OpenRLHF flags with OpenRLHF's own parser (patches installed first)."""
     from mm_eureka_plugin.patches import install
     from mm_eureka_plugin.patches.train_ppo_ray import FlagError, parse_flags
 
     install(cpu=cpu)
     try:
-        parse_flags(recipe.openrlhf_argv())
+        args = parse_flags(recipe.openrlhf_argv())
     except FlagError as exc:
         raise RecipeError(
             f"{recipe.where}section 'openrlhf': OpenRLHF {OPENRLHF_MODULE} rejects the flags: {exc}"
         ) from exc
+    return args
+
+
+def check_cpu_flags(recipe: Recipe, args: argparse.Namespace) -> None:
+    """Refuse the parsed OpenRLHF flags (``args``) a CPU run cannot honour."""
+    flag = vars(args)
+    problems = {
+        "vllm.num_engines": (
+            (flag["vllm.num_engines"] or 0) < 1,
+            "must be at least 1: on CPU rollouts come from the plugin's CPU rollout actors, one per engine",
+        ),
+        "vllm.tensor_parallel_size": (flag["vllm.tensor_parallel_size"] != 1, "must be 1 on CPU"),
+        "vllm.sync_with_ray": (flag["vllm.sync_with_ray"], "is not supported on CPU; leave it off"),
+        "vllm.sync_backend": (
+            flag["vllm.sync_backend"] == "nccl" and flag["train.colocate_all"] and not flag["train.async_enable"],
+            "nccl with train.colocate_all syncs weights by CUDA IPC; set it to gloo on CPU",
+        ),
+    }
+    for key, (bad, why) in problems.items():
+        if bad:
+            raise RecipeError(f"{recipe.where}key 'openrlhf.{key}' {why}.")
+
+
+def cpu_ray_resources(args: argparse.Namespace) -> dict[str, int]:
+    """``ray.init`` resources for a CPU run.
+
+    OpenRLHF asks for a ``{"GPU": 1, "CPU": 1}`` slot per model actor and rollout engine; on CPU
+    these are logical: one GPU slot for each, and a CPU slot for each plus the trainer, at least
+    the machine's cores. Each worker's torch still uses the one thread Ray gives it.
+    """
+    flag = vars(args)
+    slots = flag["vllm.num_engines"] * flag["vllm.tensor_parallel_size"]
+    slots += flag["actor.num_nodes"] * flag["actor.num_gpus_per_node"]
+    if flag["algo.kl.init_coef"] > 0:
+        slots += flag["ref.num_nodes"] * flag["ref.num_gpus_per_node"]
+    if flag["critic.model_name_or_path"]:
+        slots += flag["critic.num_nodes"] * flag["critic.num_gpus_per_node"]
+    if not (flag["reward.remote_url"] or flag["train.agent_func_path"]):  # then a reward-model group
+        slots += flag["reward.num_nodes"] * flag["reward.num_gpus_per_node"]
+    return {"num_gpus": slots, "num_cpus": max(os.cpu_count() or 1, slots + 1)}
+
+
+def prepare_synthetic_task(recipe: Recipe) -> None:
+    """Build ``plugin.synthetic_task`` (model, training and evaluation data) unless it is there."""
+    from mm_eureka_plugin.synthetic import build_colour_task
+
+    task = recipe.plugin.synthetic_task
+    if task is None:
+        return
+    logger.info("synthetic colour task in %s", recipe.synthetic_task_dir)
+    try:
+        build_colour_task(recipe.synthetic_task_dir, **task.to_dict())
+    except ValueError as exc:
+        raise RecipeError(f"{recipe.where}key 'plugin.synthetic_task': {exc}") from exc
 
 
 def converted_data_path(recipe: Recipe) -> Path:
@@ -144,9 +200,24 @@ def check_images_per_prompt(recipe: Recipe, converted: Path) -> None:
         )
 
 
-def train(recipe: Recipe, cpu: bool) -> None:
-    """Run OpenRLHF's ``train_ppo_ray`` with the plugin active (``recipe`` validated, data prepared)."""
-    init_ray(recipe.plugin, cpu)
+def start_metrics_file(recipe: Recipe) -> None:
+    """A new run (not ``--resume``) writes a new ``<ckpt.output_dir>/metrics.jsonl``: an earlier
+    run's file there is kept as ``metrics-<its last write time>.jsonl``."""
+    from mm_eureka_plugin.patches.ppo_trainer import METRICS_FILE
+
+    metrics = Path(recipe.openrlhf.get("ckpt.output_dir") or "./ckpt") / METRICS_FILE
+    if recipe.openrlhf.get("ckpt.load_enable") or not metrics.exists():
+        return
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(metrics.stat().st_mtime))
+    kept = metrics.with_name(f"{metrics.stem}-{stamp}{metrics.suffix}")
+    metrics.rename(kept)
+    logger.info("a new run: the earlier run's metrics are kept in %s", kept)
+
+
+def train(recipe: Recipe, cpu: bool, args: argparse.Namespace) -> None:
+    """Run OpenRLHF's ``train_ppo_ray`` with the plugin active (``recipe`` validated, data prepared,
+    ``args`` its parsed flags)."""
+    init_ray(recipe.plugin, cpu, **(cpu_ray_resources(args) if cpu else {}))
     argv = sys.argv
     sys.argv = [OPENRLHF_MODULE, *recipe.openrlhf_argv()]
     try:

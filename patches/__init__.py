@@ -17,18 +17,28 @@ import importlib.abc
 import importlib.metadata
 import os
 import sys
-from collections.abc import Callable
 from types import ModuleType
 
 SUPPORTED_OPENRLHF = "0.11.2"
 DEVICE_ENV = "MM_EUREKA_DEVICE"
 """Set to ``cpu`` by the launcher when the run has no CUDA; switches the CPU patches on."""
 
-PATCHES: dict[str, str] = {
-    "openrlhf.trainer.ray.ppo_actor": "ppo_actor",
-    "openrlhf.trainer.ppo_utils.experience_maker": "experience_maker",
+PATCHES: dict[str, tuple[str, ...]] = {
+    "openrlhf.trainer.ray.ppo_actor": ("ppo_actor",),
+    "openrlhf.trainer.ppo_utils.experience_maker": ("experience_maker",),
+    "openrlhf.trainer.ppo_trainer": ("ppo_trainer",),
 }
-"""OpenRLHF module -> the module of this package whose ``patch(module)`` adapts it."""
+"""Module -> the modules of this package whose ``patch(module)`` adapt it, on every device."""
+
+CPU_PATCHES: dict[str, tuple[str, ...]] = {
+    "torch": ("cpu.torch_cuda",),
+    "openrlhf.utils.utils": ("cpu.processor",),
+    "openrlhf.utils.deepspeed.deepspeed": ("cpu.deepspeed",),
+    "openrlhf.trainer.ppo_utils.replay_buffer": ("cpu.replay_buffer",),
+    "openrlhf.trainer.ray.ppo_actor": ("cpu.ppo_actor",),
+    "openrlhf.trainer.ray.vllm_engine": ("cpu.vllm_engine",),
+}
+"""Module -> patches that run OpenRLHF's loop on CPU (REFERENCE.md section 5); only with ``cpu``."""
 
 _PATCHED_MARK = "__mm_eureka_patched__"
 
@@ -56,28 +66,31 @@ def check_openrlhf_version() -> str:
 
 
 class _PatchingLoader(importlib.abc.Loader):
-    """Runs the real loader, then the patch, for one module."""
+    """Runs the real loader, then the patches, for one module."""
 
-    def __init__(self, loader: importlib.abc.Loader, patch: Callable[[ModuleType], None]) -> None:
+    def __init__(self, loader: importlib.abc.Loader, patch_names: tuple[str, ...]) -> None:
         self._loader = loader
-        self._patch = patch
+        self._patch_names = patch_names
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
         self._loader.exec_module(module)
-        _apply(module, self._patch)
+        _apply(module, self._patch_names)
 
     def __getattr__(self, name: str):
         return getattr(self._loader, name)
 
 
 class PostImportPatcher(importlib.abc.MetaPathFinder):
-    """A ``sys.meta_path`` finder that wraps the loaders of the modules in :data:`PATCHES`."""
+    """A ``sys.meta_path`` finder that wraps the loaders of the modules in ``active``."""
+
+    def __init__(self) -> None:
+        self.active: dict[str, tuple[str, ...]] = {}
 
     def find_spec(self, fullname, path, target=None):
-        if fullname not in PATCHES:
+        if fullname not in self.active:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -85,32 +98,31 @@ class PostImportPatcher(importlib.abc.MetaPathFinder):
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None:
-                    spec.loader = _PatchingLoader(spec.loader, _patch_function(fullname))
+                    spec.loader = _PatchingLoader(spec.loader, self.active[fullname])
                 return spec
         return None
 
 
-def _patch_function(module_name: str) -> Callable[[ModuleType], None]:
-    return importlib.import_module(f"{__name__}.{PATCHES[module_name]}").patch
+def _apply(module: ModuleType, patch_names: tuple[str, ...]) -> None:
+    applied = module.__dict__.setdefault(_PATCHED_MARK, [])
+    for name in patch_names:
+        if name not in applied:
+            importlib.import_module(f"{__name__}.{name}").patch(module)
+            applied.append(name)
 
 
-def _apply(module: ModuleType, patch: Callable[[ModuleType], None]) -> None:
-    if not getattr(module, _PATCHED_MARK, False):
-        patch(module)
-        setattr(module, _PATCHED_MARK, True)
-
-
-def is_patched(module: ModuleType) -> bool:
-    """Whether :func:`install`'s patch has been applied to ``module``."""
-    return getattr(module, _PATCHED_MARK, False)
+def is_patched(module: ModuleType, patch_name: str | None = None) -> bool:
+    """Whether :func:`install` has patched ``module`` (with ``patch_name``, when given)."""
+    applied = getattr(module, _PATCHED_MARK, [])
+    return bool(applied) if patch_name is None else patch_name in applied
 
 
 def install(cpu: bool | None = None) -> None:
     """Install the lazy OpenRLHF patcher in this process (idempotent).
 
-    ``cpu`` switches on the CPU-only patches (stand-ins for packages that need CUDA); by default
-    it follows ``MM_EUREKA_DEVICE=cpu``. Raises :class:`OpenRLHFVersionError` for an OpenRLHF
-    version these patches were not written for.
+    ``cpu`` adds the CPU-only patches (stand-ins for packages that need CUDA, and
+    :data:`CPU_PATCHES`); by default it follows ``MM_EUREKA_DEVICE=cpu``. Raises
+    :class:`OpenRLHFVersionError` for an OpenRLHF version these patches were not written for.
     """
     check_openrlhf_version()
     if cpu is None:
@@ -119,12 +131,17 @@ def install(cpu: bool | None = None) -> None:
         from mm_eureka_plugin.patches.cpu import install_standins
 
         install_standins()
-    if not any(isinstance(f, PostImportPatcher) for f in sys.meta_path):
-        sys.meta_path.insert(0, PostImportPatcher())
-    for name in PATCHES:
+    patcher = next((f for f in sys.meta_path if isinstance(f, PostImportPatcher)), None)
+    if patcher is None:
+        patcher = PostImportPatcher()
+        sys.meta_path.insert(0, patcher)
+    for table in (PATCHES, CPU_PATCHES) if cpu else (PATCHES,):
+        for name, patch_names in table.items():
+            patcher.active[name] = tuple(dict.fromkeys(patcher.active.get(name, ()) + patch_names))
+    for name, patch_names in patcher.active.items():
         module = sys.modules.get(name)
         if module is not None:
-            _apply(module, _patch_function(name))
+            _apply(module, patch_names)
 
 
 def worker_setup_hook() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from copy import deepcopy
 
 from openrlhf.utils.agent import SingleTurnAgentExecutor
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 VISION_TOKEN = re.compile(r"vision|image|video")
 ERROR_KEY = "reward_error"
+SECONDS_KEY = "reward_seconds"
+"""Per-sample log of the seconds its reward took (images loaded included)."""
 RESERVED_KEYS = ("reward", "score", "response_clip_ratio")
 """Per-sample info keys OpenRLHF sets itself: a reward component of that name is logged as ``reward_<name>``."""
 
@@ -74,11 +77,12 @@ class AgentExecutor(SingleTurnAgentExecutor):
         start, end = output["action_ranges"][0]
         response = hf_tokenizer.decode(output["observation_tokens"][start:end], skip_special_tokens=True)
         answer, metadata = decode_label(label)
+        start_time = time.perf_counter()
         result = await asyncio.to_thread(self._score, response, answer, prompt, images, metadata)
+        logs = self._logs(result, metadata)
+        logs[SECONDS_KEY] = time.perf_counter() - start_time
         output.update(
-            reward=result.reward,
-            scores=result.reward if result.score is None else result.score,
-            extra_logs=self._logs(result, metadata),
+            reward=result.reward, scores=result.reward if result.score is None else result.score, extra_logs=logs
         )
         return output
 

@@ -1,8 +1,13 @@
-"""``openrlhf.trainer.ray.ppo_actor``: the plugin's policy loss inside ``ActorPPOTrainer``.
+"""``openrlhf.trainer.ray.ppo_actor``: the plugin's policy loss inside ``ActorPPOTrainer``, and
+the policy actor's processor.
 
 When the plugin config chooses a ``policy_loss``, ``ActorPPOTrainer.__init__`` replaces
 ``self.actor_loss_fn`` (OpenRLHF's ``PolicyLoss``) with :class:`PluginPolicyLoss`, and
 ``training_step`` lets that loss add its metrics to the experience's logged ``info``.
+
+``PolicyModelActor`` passes the raw HF model (which has no ``is_vlm``) to ``get_tokenizer``, so
+a VLM's policy actor gets a plain tokenizer and its saved checkpoints lack the processor
+(REFERENCE.md section 5, item 11): the module's ``get_tokenizer`` decides from the checkpoint then.
 """
 
 from __future__ import annotations
@@ -56,7 +61,21 @@ class PluginPolicyLoss(torch.nn.Module):
         return loss, clip_ratio.detach(), ppo_kl, None, None
 
 
+def _checkpoint_get_tokenizer(get_tokenizer):
+    @functools.wraps(get_tokenizer)
+    def wrapper(pretrain, model, padding_side="left", strategy=None, use_fast=True):
+        if model is None or hasattr(model, "is_vlm"):
+            return get_tokenizer(pretrain, model, padding_side, strategy, use_fast)
+        tokenizer = get_tokenizer(pretrain, None, padding_side, strategy, use_fast)
+        if tokenizer.pad_token_id is not None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+        return tokenizer
+
+    return wrapper
+
+
 def patch(module: ModuleType) -> None:
+    module.get_tokenizer = _checkpoint_get_tokenizer(module.get_tokenizer)
     trainer = module.ActorPPOTrainer
     original_init = trainer.__init__
     original_training_step = trainer.training_step

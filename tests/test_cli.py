@@ -81,11 +81,32 @@ def test_console_script_lists_plugins():
     assert "policy_loss:" in result.stdout and "cpgd  [mm-eureka-plugin]" in result.stdout
 
 
-def test_training_without_cuda_is_refused_not_left_waiting_for_gpus(capsys):
-    rc = main(["train", str(CPGD_RECIPE), "--set", "plugin.device=cpu"])
+SMOKE_RECIPE = ROOT / "recipes" / "smoke-cpu.yaml"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["vllm.num_engines=0"], "must be at least 1: on CPU rollouts come from the plugin's CPU rollout actors"),
+        (["vllm.tensor_parallel_size=2"], "must be 1 on CPU"),
+        (["vllm.sync_with_ray=true"], "is not supported on CPU"),
+        (
+            ["vllm.sync_backend=nccl", "train.colocate_all=true"],
+            "nccl with train.colocate_all syncs weights by CUDA IPC",
+        ),
+    ],
+)
+def test_a_cpu_run_refuses_what_the_cpu_rollout_actor_cannot_do(flags, message, capsys):
+    sets = [part for flag in flags for part in ("--set", f"openrlhf.{flag}")]
+    rc = main(["train", str(SMOKE_RECIPE), "--dry-run", *sets])  # the recipe says device: cpu
     err = capsys.readouterr().err
     assert rc == 2
-    assert "no CUDA device" in err and "--dry-run" in err
+    assert f"key 'openrlhf.{flags[0].split('=')[0]}' {message}" in err
+
+
+def test_resume_sets_openrlhfs_checkpoint_loading(capsys):
+    assert main(["train", str(SMOKE_RECIPE), "--dry-run", "--resume"]) == 0
+    assert "--ckpt.load_enable" in capsys.readouterr().out
 
 
 def test_reward_score_prints_one_json_object_per_row(tmp_path, capsys):

@@ -198,3 +198,73 @@ def test_nested_overrides_reach_component_parameters(tmp_path):
     assert recipe.plugin.reward.to_dict() == {"name": "weighted", "score_from": "accuracy"}
     with pytest.raises(RecipeError, match="plugin.accuracy_filter has no mapping"):
         load_recipe(path, ["plugin.accuracy_filter.low=0.2"])
+
+
+def test_a_synthetic_task_provides_the_model_and_the_data_under_the_output_dir(tmp_path):
+    from mm_eureka_plugin.launch import cpu_ray_resources
+    from mm_eureka_plugin.patches import install
+    from mm_eureka_plugin.patches.train_ppo_ray import parse_flags
+
+    text = (
+        f"openrlhf:\n  ckpt.output_dir: {tmp_path / 'run'}\n  data.max_images_per_prompt: 1\n"
+        "  vllm.num_engines: 1\n  actor.num_gpus_per_node: 1\n  algo.kl.init_coef: 0.0\n"
+        "plugin:\n  synthetic_task: {train_size: 16, blank: true}\n  reward: accuracy\n"
+    )
+    recipe = load_recipe(write(tmp_path, text))
+    recipe.validate()
+    task = tmp_path / "run" / "task"
+    assert recipe.synthetic_task_dir == task
+    assert recipe.plugin.synthetic_task.to_dict() == {"seed": 0, "train_size": 16, "eval_size": 32, "blank": True}
+    assert recipe.plugin.data.path == str(task / "train.jsonl") and recipe.plugin.data.format.name == "openrlhf"
+    flags = recipe.with_plugin_flags().openrlhf
+    assert flags["actor.model_name_or_path"] == str(task / "model")
+    assert flags["eval.dataset"] == str(task / "eval.jsonl")
+    # The config reaches Ray workers intact (as JSON).
+    assert parse_plugin_section(recipe.plugin.to_dict()) == recipe.plugin
+
+    install(cpu=True)
+    args = parse_flags(recipe.with_plugin_flags().openrlhf_argv())
+    # One logical GPU slot per engine and actor (a reward executor means no reward-model group),
+    # and a CPU slot more for the trainer.
+    assert cpu_ray_resources(args)["num_gpus"] == 2
+    assert cpu_ray_resources(args)["num_cpus"] >= 3
+
+
+@pytest.mark.parametrize(
+    "plugin, message",
+    [
+        ("synthetic_task: {train_size: 2}", "train_size must be an integer of at least 4"),
+        ("synthetic_task: {blank: yes please}", "blank must be true or false"),
+        ("synthetic_task: {colours: 5}", "unknown key 'colours'"),
+        ("synthetic_task: [1]", "must be a mapping"),
+        (
+            "synthetic_task: {}\n  data: {path: a.jsonl, format: openrlhf}",
+            "'plugin.data.path' is set by plugin.synthetic_task",
+        ),
+    ],
+)
+def test_bad_synthetic_task_settings(tmp_path, plugin, message):
+    path = write(tmp_path, f"openrlhf:\n  data.max_images_per_prompt: 1\nplugin:\n  {plugin}\n")
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(path).validate()
+
+
+@pytest.mark.parametrize("flag", ["actor.model_name_or_path: m", "eval.dataset: e.jsonl"])
+def test_flags_a_synthetic_task_owns_are_refused(tmp_path, flag):
+    path = write(tmp_path, f"openrlhf:\n  data.max_images_per_prompt: 1\n  {flag}\nplugin:\n  synthetic_task: {{}}\n")
+    with pytest.raises(RecipeError, match=f"key 'openrlhf.{flag.split(':')[0]}' is set by plugin.synthetic_task"):
+        load_recipe(path).validate()
+
+
+def test_an_accuracy_filter_from_zero_passes_openrlhfs_parser(tmp_path):
+    from mm_eureka_plugin.patches import install
+    from mm_eureka_plugin.patches.train_ppo_ray import parse_flags
+
+    text = "openrlhf:\n  actor.adam.lr: -1.0e-7\nplugin:\n  reward: accuracy\n  accuracy_filter: [0.0, 1.0]\n"
+    recipe = load_recipe(write(tmp_path, text))
+    argv = recipe.with_plugin_flags().openrlhf_argv()
+    assert argv[argv.index("--algo.dynamic_filtering_range") + 1] == "-0.000001"
+    assert argv[argv.index("--actor.adam.lr") + 1] == "-0.0000001"
+    install(cpu=True)
+    args = vars(parse_flags(argv))
+    assert args["algo.dynamic_filtering_range"] == [-1e-6, 1 + 1e-6]

@@ -93,6 +93,7 @@ def test_fake_vllm_rollout_scores_the_response_with_the_weighted_reward(plugin_e
 
     assert [o["reward"] for o in outputs] == [1.5, 1.0, 0.5]
     assert [o["scores"] for o in outputs] == [1.0, 1.0, 0.0]  # filtering sees accuracy, not the total
+    assert all(0 < output["extra_logs"].pop("reward_seconds") < 60 for output in outputs)
     assert outputs[0]["extra_logs"] == {"accuracy": 1.0, "format": 1.0, "reward_error": 0.0}
     assert outputs[1]["extra_logs"] == {"accuracy": 1.0, "format": 0.0, "reward_error": 0.0}
     prompt_ids, params, mm_data = engine.requests[0]
@@ -125,6 +126,7 @@ def test_fake_vllm_rollout_gives_the_reward_response_images_and_metadata(plugin_
     assert "What is 1 + 1?" in sample.prompt
     assert [im.size for im in sample.images] == [(56, 84)]
     assert output["reward"] == 0.25 and output["scores"] == 0.25  # no score: filtering uses the reward
+    output["extra_logs"].pop("reward_seconds")
     assert output["extra_logs"] == {"reward_score": 0.5, "reward_error": 0.0}  # OpenRLHF's own key kept
 
 
@@ -143,6 +145,8 @@ def test_fake_vllm_rollout_survives_a_reward_that_raises(plugin_env, processor, 
     engine = FakeVLLMEngine(processor.tokenizer, [WRONG, RIGHT])
     failed = execute(executor, processor, engine, "2", [image_path])
     ok = execute(executor, processor, engine, "2", [image_path])
+    for output in (failed, ok):
+        output["extra_logs"].pop("reward_seconds")
     assert failed["reward"] == 0.0 and failed["extra_logs"] == {"accuracy": 0.0, "reward_error": 1.0}
     assert ok["reward"] == 1.0 and ok["extra_logs"] == {"accuracy": 1.0, "reward_error": 0.0}
 

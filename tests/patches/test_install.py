@@ -102,3 +102,23 @@ def test_an_openrlhf_actor_sees_the_patch_inside_its_ray_worker(monkeypatch):
     assert seen["actor_module"] == "openrlhf.trainer.ray.launcher"
     assert seen["finder"] and seen["ppo_actor_patched"]
     assert seen["loss"] == 0.03
+
+
+def test_cpu_patches_are_installed_only_for_a_cpu_run():
+    code = (
+        "import sys\n"
+        "from mm_eureka_plugin.patches import install, is_patched\n"
+        "install(cpu=sys.argv[1] == 'cpu')\n"
+        "import torch\n"
+        "print(is_patched(torch, 'cpu.torch_cuda'), torch.cuda.current_device.__module__)\n"
+    )
+    env = {**os.environ, "MM_EUREKA_DEVICE": ""}
+    runs = {}
+    for device in ("cpu", "cuda"):
+        result = subprocess.run(
+            [sys.executable, "-c", code, device], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[device] = result.stdout.split()[-2:]
+    assert runs["cpu"] == ["True", "mm_eureka_plugin.patches.cpu.torch_cuda"]
+    assert runs["cuda"] == ["False", "torch.cuda"]

@@ -57,11 +57,10 @@ def test_actor_ppo_trainer_computes_cpgd_with_images(
 
     plugin_env({"policy_loss": {"name": "cpgd", "clip_eps": 0.2, "drift_coef": 0.5, "drift_clip": 2.0}})
     args = openrlhf_args("--actor.freeze_visual_encoder", "--ds.attn_implementation", "sdpa")
-    # CPU: OpenRLHF's replay buffer and its end-of-init barrier ask for CUDA; the CPU-loop patches
-    # (patches/cpu) will make them run on CPU, here they are stood in.
-    monkeypatch.setattr(ppo_actor, "NaiveReplayBuffer", lambda *a, **k: None)
+    # The end-of-init barrier needs torch.distributed, and DeepSpeed's strategy a launched rank:
+    # both are stood in here (a backward and a no-op optimizer step); the real ones run in
+    # tests/patches/cpu/test_smoke_run.py. The replay buffer is real (patches/cpu puts it on CPU).
     monkeypatch.setattr(ppo_actor, "torch_dist_barrier_and_cuda_sync", lambda: None)
-    # CPU stand-in for DeepSpeed's strategy: backward and a no-op optimizer step.
     strategy = types.SimpleNamespace(
         args=args,
         ring_attn_group=None,
@@ -128,7 +127,6 @@ def test_without_a_plugin_loss_openrlhf_keeps_its_own(plugin_env, openrlhf_args,
     from openrlhf.trainer.ray import ppo_actor
 
     plugin_env({})
-    monkeypatch.setattr(ppo_actor, "NaiveReplayBuffer", lambda *a, **k: None)
     monkeypatch.setattr(ppo_actor, "torch_dist_barrier_and_cuda_sync", lambda: None)
     strategy = types.SimpleNamespace(args=openrlhf_args())
     trainer = ppo_actor.ActorPPOTrainer(strategy, None, None, None, None)

@@ -1,0 +1,142 @@
+"""Learning that needs the images: the CPU smoke recipe against its blank-image control.
+
+Runs ``mm-eureka train recipes/smoke-cpu.yaml`` twice on this machine, once on the colour task
+and once with every image the same grey (``plugin.synthetic_task.blank``), and reports for each:
+greedy accuracy on the held-out images at every evaluation, the wall time of the whole command,
+the peak memory of all its processes (sum of resident set sizes, sampled every 0.5 s: Ray's
+workers are children of the command), and the median time per step by phase. It checks the
+issue's targets: final greedy accuracy >= 0.8 on the task and <= 0.45 on the control, each run
+at most 10 minutes and 8 GiB.
+
+    .venv/bin/python benchmarks/cpu_learning.py [--out DIR] [--set KEY=VALUE ...]
+
+``--set`` is passed to both runs (e.g. ``--set openrlhf.train.num_episodes=1`` for a quick look).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "recipes" / "smoke-cpu.yaml"
+PHASES = ("timing/generation", "timing/make_experience", "timing/ppo_train", "timing/broadcast", "timing/step_total")
+TARGETS = {"task_accuracy": 0.8, "control_accuracy": 0.45, "seconds": 600, "peak_gib": 8.0}
+
+
+def tree_rss(process: psutil.Process) -> int:
+    """Resident memory of ``process`` and all its descendants, in bytes."""
+    total = 0
+    for proc in [process, *process.children(recursive=True)]:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run(out_dir: Path, blank: bool, sets: list[str]) -> dict:
+    """One training run; returns its figures."""
+    argv = [sys.executable, "-m", "mm_eureka_plugin.cli", "train", str(RECIPE)]
+    for key, value in {
+        "openrlhf.ckpt.output_dir": out_dir,
+        "openrlhf.ckpt.path": out_dir / "checkpoints",
+        "openrlhf.logger.tensorboard_dir": out_dir / "tensorboard",
+        "plugin.synthetic_task.blank": str(blank).lower(),
+    }.items():
+        argv += ["--set", f"{key}={value}"]
+    for item in sets:
+        argv += ["--set", item]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    peak = 0
+    start = time.time()
+    with (out_dir / "train.log").open("w") as log:
+        process = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        watched = psutil.Process(process.pid)
+        done = threading.Event()
+
+        def sample():
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, tree_rss(watched))
+                done.wait(0.5)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        code = process.wait()
+        done.set()
+        sampler.join()
+    seconds = time.time() - start
+    if code != 0:
+        raise SystemExit(f"run failed ({code}); see {out_dir / 'train.log'}")
+    lines = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+    train = {line["step"]: line["metrics"] for line in lines if line["kind"] == "train"}
+    evals = {line["step"]: line["metrics"]["eval_default_pass1"] for line in lines if line["kind"] == "eval"}
+    return {
+        "blank": blank,
+        "seconds": round(seconds, 1),
+        "peak_gib": round(peak / 2**30, 2),
+        "steps": max(train),
+        "eval_accuracy": evals,
+        "final_accuracy": evals[max(evals)],
+        "median_phase_seconds": {
+            phase: round(statistics.median(m[phase] for m in train.values() if phase in m), 3) for phase in PHASES
+        },
+    }
+
+
+def report(task: dict, control: dict) -> str:
+    checks = {
+        "task accuracy >= 0.8": task["final_accuracy"] >= TARGETS["task_accuracy"],
+        "control accuracy <= 0.45": control["final_accuracy"] <= TARGETS["control_accuracy"],
+        "each run <= 600 s": max(task["seconds"], control["seconds"]) <= TARGETS["seconds"],
+        "each run <= 8 GiB": max(task["peak_gib"], control["peak_gib"]) <= TARGETS["peak_gib"],
+    }
+    rows = [
+        "| run | steps | greedy accuracy by step (held-out) | final | wall s | peak GiB (sum RSS) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, result in (("colour task", task), ("blank control", control)):
+        curve = ", ".join(f"{step}: {acc:.2f}" for step, acc in sorted(result["eval_accuracy"].items()))
+        rows.append(
+            f"| {name} | {result['steps']} | {curve} | {result['final_accuracy']:.2f} | "
+            f"{result['seconds']:.0f} | {result['peak_gib']:.2f} |"
+        )
+    phases = ", ".join(f"{k.removeprefix('timing/')} {v:.2f}" for k, v in task["median_phase_seconds"].items())
+    lines = [
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, no GPU.",
+        "",
+        *rows,
+        "",
+        f"Median seconds per step by phase (colour task): {phases}.",
+        "",
+        *(f"- {'PASS' if ok else 'FAIL'}: {name}" for name, ok in checks.items()),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench-cpu-learning")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    task = run(args.out / "task", blank=False, sets=args.set)
+    control = run(args.out / "blank", blank=True, sets=args.set)
+    (args.out / "results.json").write_text(json.dumps({"task": task, "control": control}, indent=2))
+    print(report(task, control))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
