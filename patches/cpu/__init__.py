@@ -2,7 +2,9 @@
 
 :func:`install_standins` makes OpenRLHF importable where ``flash_attn`` and ``vllm`` cannot be
 installed: an import of either resolves to a small stand-in, and only while the real package is
-absent (the stand-in finder sits last on ``sys.meta_path``).
+absent (the stand-in finder sits last on ``sys.meta_path``). The other modules here patch one
+OpenRLHF (or torch) module each, as listed in :data:`mm_eureka_plugin.patches.CPU_PATCHES`, so
+that OpenRLHF's training loop runs on CPU with :class:`~.vllm_engine.CPURolloutActor` rollouts.
 """
 
 from __future__ import annotations
