@@ -3,6 +3,8 @@
 from mm_eureka_plugin import hookimpl
 from mm_eureka_plugin.data.formats import MMK12Jsonl, MMK12Parquet, OpenRLHFRows
 from mm_eureka_plugin.losses import CappedPPOLoss, ClipFilterLikeWeight, CPGDLoss, EqualWeight, StdWeight
+from mm_eureka_plugin.prm import aggregate
+from mm_eureka_plugin.prm.steps import BlankLineSplitter, StepKSplitter, TagSplitter
 from mm_eureka_plugin.rewards import AccuracyReward, FormatReward, WeightedReward
 
 
@@ -24,3 +26,22 @@ def mm_eureka_policy_losses() -> dict:
 @hookimpl
 def mm_eureka_advantage_weights() -> dict:
     return {"equal": EqualWeight, "std": StdWeight, "clip_filter_like": ClipFilterLikeWeight}
+
+
+@hookimpl
+def mm_eureka_step_splitters() -> dict:
+    return {"tags": TagSplitter, "blank_line": BlankLineSplitter, "step_k": StepKSplitter}
+
+
+@hookimpl
+def mm_eureka_prm_aggregators() -> dict:
+    return {
+        "min": aggregate.min_aggregator,
+        "last": aggregate.last_aggregator,
+        "product": aggregate.product_aggregator,
+        "average": aggregate.average_aggregator,
+        "sum_logprob": aggregate.sum_logprob_aggregator,
+        "max": aggregate.max_aggregator,
+        "sum_logit": aggregate.sum_logit_aggregator,
+        "mean_odds": aggregate.mean_odds_aggregator,
+    }

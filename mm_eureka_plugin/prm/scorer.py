@@ -1,0 +1,145 @@
+"""MM-PRM's process reward model: step scores from one forward pass per solution.
+
+A PRM is a (vision-)language model whose tokenizer has the special token :data:`PRM_TOKEN`. A
+solution is scored by placing the tag after every step (:func:`tagged_solution`) behind the
+prompt (images included) and reading, at each tag position, the logits of the tokens
+:data:`POSITIVE` and :data:`NEGATIVE`: the step score is ``softmax(yes, no)[yes]`` (MM-PRM,
+arXiv 2505.13427; REFERENCE.md section 3). With causal attention the score at tag k sees only
+steps 1..k, so one forward pass gives every step's score, exactly as k forwards over the prefixes
+would. :func:`make_prm_checkpoint` turns a base checkpoint into one that has the tag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PRM_TOKEN = "<prm>"
+"""The step tag; its position's logits give the step's score."""
+POSITIVE = "Yes"
+NEGATIVE = "No"
+STEP_SEPARATOR = "\n"
+"""What follows each tag in a tagged solution."""
+
+
+class PRMCheckpointError(ValueError):
+    """A checkpoint cannot serve as a PRM (no tag token, or label words that are not one token)."""
+
+
+@dataclass(frozen=True)
+class PRMInput:
+    """One solution to score: the prompt (a question, or chat messages), its steps, and the images."""
+
+    prompt: str | list[dict[str, Any]]
+    steps: Sequence[str]
+    images: Sequence[Any] = field(default_factory=tuple)
+
+
+def tagged_solution(steps: Sequence[str]) -> str:
+    """The solution text a PRM reads: each step (tags inside it removed) followed by the tag."""
+    return "".join(f"{step.replace(PRM_TOKEN, '').strip()}{PRM_TOKEN}{STEP_SEPARATOR}" for step in steps)
+
+
+def make_prm_checkpoint(base: str | Path, out: str | Path) -> Path:
+    """Save ``base`` (model and processor or tokenizer) to ``out`` with :data:`PRM_TOKEN` added as a
+    special token (the embeddings grow if the vocabulary has no free row); returns ``out``."""
+    from transformers import AutoProcessor
+
+    from mm_eureka_plugin.tiny_vlm import register_processor
+
+    register_processor()
+    model = _load_model(str(base), dtype=None)
+    processor = AutoProcessor.from_pretrained(str(base))
+    tokenizer = getattr(processor, "tokenizer", processor)
+    tokenizer.add_tokens([PRM_TOKEN], special_tokens=True)
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer))
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return Path(out)
+
+
+def _load_model(path: str, dtype):
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+
+    config = AutoConfig.from_pretrained(path)
+    model_cls = AutoModelForImageTextToText if hasattr(config, "vision_config") else AutoModelForCausalLM
+    return model_cls.from_pretrained(path, **({} if dtype is None else {"dtype": dtype}))
+
+
+class PRMScorer:
+    """Step scores from a PRM checkpoint (see the module docstring).
+
+    ``device`` defaults to CUDA when available; ``dtype`` to bfloat16 there and float32 on CPU.
+    ``batch_size`` solutions go through the model together (padded).
+    """
+
+    def __init__(self, path: str | Path, *, device: str | None = None, dtype=None, batch_size: int = 8) -> None:
+        import torch
+        from transformers import AutoProcessor
+
+        from mm_eureka_plugin.tiny_vlm import register_processor
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        register_processor()
+        self.processor = AutoProcessor.from_pretrained(str(path))
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        self.tag_id = self._token_id(path, PRM_TOKEN)
+        self.label_ids = [self._token_id(path, POSITIVE), self._token_id(path, NEGATIVE)]
+        self.model = _load_model(str(path), dtype).to(self.device).eval()
+        self.image_token_id = getattr(self.model.config, "image_token_id", None)
+        self.video_token_id = getattr(self.model.config, "video_token_id", None)
+        self.batch_size = batch_size
+
+    def _token_id(self, path, text: str) -> int:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        if len(ids) != 1:
+            hint = " Make one with mm_eureka_plugin.prm.make_prm_checkpoint." if text == PRM_TOKEN else ""
+            raise PRMCheckpointError(f"{path}: {text!r} is {len(ids)} tokens, not one.{hint}")
+        return ids[0]
+
+    def text(self, item: PRMInput) -> str:
+        """The full text the model reads for ``item``: the templated prompt, then the tagged steps."""
+        messages = item.prompt
+        if isinstance(messages, str):
+            content = [{"type": "image"} for _ in item.images] + [{"type": "text", "text": messages}]
+            messages = [{"role": "user", "content": content}]
+        prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return prompt + tagged_solution(item.steps)
+
+    def score(self, items: Sequence[PRMInput]) -> list[list[float]]:
+        """Every step's score for every item, in order (an item without steps gets [])."""
+        scores: list[list[float]] = []
+        for start in range(0, len(items), self.batch_size):
+            scores.extend(self._score_batch(items[start : start + self.batch_size]))
+        return scores
+
+    def _score_batch(self, items: Sequence[PRMInput]) -> list[list[float]]:
+        import torch
+
+        texts = [self.text(item) for item in items]
+        images = [image for item in items for image in item.images]
+        kwargs = {"images": images} if images else {}
+        inputs = self.processor(text=texts, padding=True, return_tensors="pt", **kwargs)
+        inputs = {key: value.to(self.device) for key, value in inputs.items() if key != "token_type_ids"}
+        if self.image_token_id is not None and "mm_token_type_ids" not in inputs:
+            types = (inputs["input_ids"] == self.image_token_id).to(torch.int32)
+            if self.video_token_id is not None:
+                types[inputs["input_ids"] == self.video_token_id] = 2
+            inputs["mm_token_type_ids"] = types
+        with torch.no_grad():
+            logits = self.model(**inputs).logits
+        labels = logits[..., self.label_ids].float().softmax(-1)[..., 0]
+        tags = inputs["input_ids"] == self.tag_id
+        out = []
+        for row, item in enumerate(items):
+            row_scores = labels[row][tags[row]].tolist()
+            if len(row_scores) != len(item.steps):
+                raise ValueError(f"found {len(row_scores)} {PRM_TOKEN} tags for {len(item.steps)} steps")
+            out.append(row_scores)
+        return out
