@@ -13,6 +13,7 @@ from mm_eureka_plugin.config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Reci
 from mm_eureka_plugin.data.records import DataError
 from mm_eureka_plugin.patches import OpenRLHFVersionError
 from mm_eureka_plugin.plot import PlotError
+from mm_eureka_plugin.prm.evaluation import EvalError
 from mm_eureka_plugin.registry import KINDS, ComponentError, registry
 from mm_eureka_plugin.rewards.score import ScoreFileError
 
@@ -125,6 +126,29 @@ def cmd_reward_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Judge a benchmark's pre-generated candidates (and score them with a PRM); print the Best-of-N table."""
+    from mm_eureka_plugin.prm.evaluation import run_evaluation
+
+    aggregators = None if args.aggregators.strip() == "all" else args.aggregators.split(",")
+    report = run_evaluation(
+        args.benchmark,
+        args.candidates,
+        args.out,
+        data_format=args.format,
+        format_params=_format_params(args),
+        reward=args.reward,
+        prm=args.prm,
+        splitter=args.splitter,
+        aggregators=aggregators,
+        category_key=args.category_key,
+        batch_size=args.batch_size,
+        progress=True,
+    )
+    print(report.to_markdown(), end="")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     """Draw a run's metrics.jsonl as a PNG of small panels; print the PNG's path."""
     from mm_eureka_plugin.plot import plot_run
@@ -188,6 +212,45 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--reward", required=True, help="reward names or references, comma-separated")
     score.set_defaults(func=cmd_reward_score)
 
+    ev = sub.add_parser(
+        "eval", help="Best-of-N evaluation of pre-generated candidates: pass@1, maj@N, pass@N and PRM picks"
+    )
+    ev.add_argument(
+        "benchmark", help="benchmark data file (.jsonl or .parquet); a problem's id is metadata id, else its row"
+    )
+    ev.add_argument(
+        "--candidates",
+        required=True,
+        metavar="CANDIDATES.jsonl",
+        help='jsonl, one line per problem: {"id": ..., "responses": [str, ...]}',
+    )
+    ev.add_argument(
+        "--out",
+        required=True,
+        metavar="OUT_DIR",
+        help="output dir: results.jsonl (a rerun resumes), eval.json, report.md/.json/.png",
+    )
+    ev.add_argument("--format", help="data_format name of the benchmark (default: detected from the columns)")
+    ev.add_argument(
+        "--system-prompt", help="mm-eureka-7b, mm-eureka-32b, none, or literal text (default: the format's)"
+    )
+    ev.add_argument(
+        "--reward",
+        default="accuracy",
+        help="reward (name or reference) judging a candidate: correct when its score, else reward, is >= 1 "
+        "(default: accuracy)",
+    )
+    ev.add_argument(
+        "--prm", metavar="PRM_DIR", help="PRM checkpoint directory; without it, only pass@1, maj@N and pass@N"
+    )
+    ev.add_argument("--splitter", default="tags", help="step_splitter for the PRM (default: tags)")
+    ev.add_argument(
+        "--aggregators", default="all", help="prm_aggregator names, comma-separated, or all (default) for --prm"
+    )
+    ev.add_argument("--category-key", default="subject", help="metadata key of a problem's category (default: subject)")
+    ev.add_argument("--batch-size", type=int, default=8, help="solutions per PRM forward pass (default: 8)")
+    ev.set_defaults(func=cmd_eval)
+
     plot = sub.add_parser("plot", help="draw a training run's metrics.jsonl as a PNG")
     plot.add_argument("run_dir", help="run directory holding metrics.jsonl")
     plot.add_argument("--out", help="PNG to write (default: RUN_DIR/metrics.png)")
@@ -202,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="mm-eureka: %(message)s")
     try:
         return args.func(args)
-    except (RecipeError, ComponentError, OpenRLHFVersionError, DataError, ScoreFileError, PlotError) as exc:
+    except (RecipeError, ComponentError, OpenRLHFVersionError, DataError, ScoreFileError, PlotError, EvalError) as exc:
         print(f"mm-eureka: error: {exc}", file=sys.stderr)
         return 2
 
