@@ -103,8 +103,7 @@ class CPURolloutActor:
             _load_agent_executor(agent_func_path) if agent_func_path else SingleTurnAgentExecutor(remote_rm_url)
         )
         config = AutoConfig.from_pretrained(model_path)
-        self.is_vlm = hasattr(config, "vision_config")
-        model_cls = AutoModelForImageTextToText if self.is_vlm else AutoModelForCausalLM
+        model_cls = AutoModelForImageTextToText if hasattr(config, "vision_config") else AutoModelForCausalLM
         self.model = model_cls.from_pretrained(model_path, dtype=torch.float32).eval()
         register_processor()
         processor = AutoProcessor.from_pretrained(model_path)
