@@ -127,10 +127,24 @@ def cmd_reward_score(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Judge a benchmark's pre-generated candidates (and score them with a PRM); print the Best-of-N table."""
+    """Judge a benchmark's candidates, pre-generated or sampled from ``--policy`` (and score them with
+    a PRM); print the Best-of-N table."""
     from mm_eureka_plugin.prm.evaluation import run_evaluation
 
     aggregators = None if args.aggregators.strip() == "all" else args.aggregators.split(",")
+    policy = None
+    if args.policy is not None:
+        from mm_eureka_plugin.prm.generate import BACKEND
+
+        logging.getLogger(__name__).info("generating candidates with the %s backend (vLLM is not used)", BACKEND)
+        policy = {
+            "path": args.policy,
+            "n": args.n,
+            "temperature": args.temperature,
+            "top_p": args.top_p,
+            "max_new_tokens": args.max_new_tokens,
+            "seed": args.seed,
+        }
     report = run_evaluation(
         args.benchmark,
         args.candidates,
@@ -144,6 +158,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         category_key=args.category_key,
         batch_size=args.batch_size,
         progress=True,
+        policy=policy,
     )
     print(report.to_markdown(), end="")
     return 0
@@ -213,16 +228,23 @@ def build_parser() -> argparse.ArgumentParser:
     score.set_defaults(func=cmd_reward_score)
 
     ev = sub.add_parser(
-        "eval", help="Best-of-N evaluation of pre-generated candidates: pass@1, maj@N, pass@N and PRM picks"
+        "eval",
+        help="Best-of-N evaluation of candidates (given, or sampled from a policy): pass@1, maj@N, pass@N, PRM picks",
     )
     ev.add_argument(
         "benchmark", help="benchmark data file (.jsonl or .parquet); a problem's id is metadata id, else its row"
     )
-    ev.add_argument(
+    source = ev.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--candidates",
-        required=True,
         metavar="CANDIDATES.jsonl",
         help='jsonl, one line per problem: {"id": ..., "responses": [str, ...]}',
+    )
+    source.add_argument(
+        "--policy",
+        metavar="POLICY_DIR",
+        help="policy checkpoint: sample --n candidates per problem into OUT_DIR/candidates.jsonl (resumable), "
+        "with transformers",
     )
     ev.add_argument(
         "--out",
@@ -248,7 +270,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--aggregators", default="all", help="prm_aggregator names, comma-separated, or all (default) for --prm"
     )
     ev.add_argument("--category-key", default="subject", help="metadata key of a problem's category (default: subject)")
-    ev.add_argument("--batch-size", type=int, default=8, help="solutions per PRM forward pass (default: 8)")
+    ev.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        help="solutions per PRM forward pass, and sequences per generate call with --policy (default: 8)",
+    )
+    ev.add_argument("--n", type=int, default=8, help="candidates per problem with --policy (default: 8)")
+    ev.add_argument("--temperature", type=float, default=1.0, help="with --policy; 0 is greedy (default: 1.0)")
+    ev.add_argument("--top-p", type=float, default=1.0, help="with --policy (default: 1.0)")
+    ev.add_argument("--max-new-tokens", type=int, default=1024, help="with --policy (default: 1024)")
+    ev.add_argument(
+        "--seed", type=int, default=0, help="with --policy; each problem is seeded from (seed, its index) (default: 0)"
+    )
     ev.set_defaults(func=cmd_eval)
 
     plot = sub.add_parser("plot", help="draw a training run's metrics.jsonl as a PNG")

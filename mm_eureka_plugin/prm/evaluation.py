@@ -7,7 +7,9 @@ Inputs:
   A problem's id is its ``metadata["id"]`` (as text) when present, else its 1-based row number
   as text; its category is ``metadata[category_key]`` (as text), or none when the key is missing.
 - ``CANDIDATES.jsonl``: one line per benchmark problem, ``{"id": str | int, "responses": [str, ...]}``
-  with at least one response; every problem needs exactly one line.
+  with at least one response; every problem needs exactly one line. Or, with ``policy``, a policy
+  checkpoint and sampling settings: :func:`~mm_eureka_plugin.prm.generate.generate_candidates`
+  writes ``OUT_DIR/candidates.jsonl`` first (resumable too), and the evaluation reads it.
 
 Per problem (:func:`judge_problem`): the reward judges every response (a candidate is correct
 when the result's ``score``, else its ``reward``, is >= 1); :func:`~mm_eureka_plugin.rewards.accuracy.answer_text`
@@ -18,7 +20,8 @@ benchmark's chat messages, with its images; a response without steps gets no ste
 ``OUT_DIR`` holds:
 
 - ``eval.json``: the settings of the run (benchmark, format, candidates, reward, PRM, splitter,
-  category key). A later run with other settings is refused: results of two settings never mix.
+  category key, and the policy with its sampling settings). A later run with other settings is
+  refused: results of two settings never mix.
 - ``results.jsonl``: one line per finished problem, appended and flushed as it finishes,
   ``{"id", "category", "candidates": [{"answer", "correct", "step_scores"[, "reward_error"]}]}``.
   A rerun skips the problems already there, so a killed run resumes where it stopped (a
@@ -49,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 SETTINGS_FILE = "eval.json"
 RESULTS_FILE = "results.jsonl"
+CANDIDATES_FILE = "candidates.jsonl"
+"""The candidates ``policy`` generates, in ``OUT_DIR``."""
+POLICY_KEYS = ("path", "n", "temperature", "top_p", "max_new_tokens", "seed")
 ANSWER_CHARS = 1000
 """Characters of a response's answer text kept for voting (the accuracy reward reads as many)."""
 MAX_LISTED = 10
@@ -61,7 +67,7 @@ class EvalError(ValueError):
 
 def run_evaluation(
     benchmark: str | Path,
-    candidates: str | Path,
+    candidates: str | Path | None,
     out_dir: str | Path,
     *,
     data_format: str | None = None,
@@ -73,6 +79,7 @@ def run_evaluation(
     category_key: str = "subject",
     batch_size: int = 8,
     progress: bool = False,
+    policy: dict[str, Any] | None = None,
 ) -> Report:
     """Judge (and with ``prm``, score) every problem's candidates not yet in ``out_dir``, then write
     and return the report over all problems (see the module docstring).
@@ -83,16 +90,35 @@ def run_evaluation(
     like ``splitter`` and ``batch_size`` (solutions per PRM forward), is used only with ``prm``.
     Everything is checked before the first problem is judged. Raises :class:`EvalError` (and the
     registry's ``ComponentError``, the data's ``DataError``) with what to fix.
+
+    Exactly one of ``candidates`` and ``policy`` is given. ``policy`` holds the keys of
+    :data:`POLICY_KEYS` (``path``: the checkpoint; the rest as :func:`generate_candidates` takes
+    them); its candidates are generated into ``out_dir/candidates.jsonl`` (``batch_size``
+    sequences per ``generate`` call) after the settings are checked, so a rerun with other
+    sampling settings is refused before anything is generated.
     """
     from mm_eureka_plugin.data.convert import detect_format
 
+    if (candidates is None) == (policy is None):
+        raise EvalError("give exactly one of candidates (a file) and policy (a checkpoint to generate them).")
+    if policy is not None:
+        if sorted(policy) != sorted(POLICY_KEYS):
+            raise EvalError(f"policy needs exactly the keys {', '.join(POLICY_KEYS)}; got {', '.join(sorted(policy))}.")
+        if not Path(policy["path"]).is_dir():
+            raise EvalError(f"{policy['path']}: no such policy checkpoint directory.")
+        from mm_eureka_plugin.prm.generate import check_sampling
+
+        check_sampling(**{key: value for key, value in policy.items() if key not in ("path", "seed")})
+        policy = {**policy, "path": str(Path(policy["path"]).resolve())}
+        candidates = Path(out_dir) / CANDIDATES_FILE
     benchmark, candidates, out_dir = Path(benchmark), Path(candidates), Path(out_dir)
     if batch_size < 1:
         raise EvalError(f"batch size must be at least 1, got {batch_size}.")
     format_params = dict(format_params or {})
     format_name = data_format or detect_format(benchmark)
     records = read_benchmark(benchmark, resolve("data_format", format_name, **format_params))
-    responses = read_candidates(candidates, list(records), benchmark)
+    if policy is None:
+        responses = read_candidates(candidates, list(records), benchmark)
     judge = resolve("reward", reward)
     step_splitter = resolve("step_splitter", splitter) if prm is not None else None
     aggregate = (
@@ -111,8 +137,16 @@ def run_evaluation(
         "prm": None if prm is None else str(Path(prm).resolve()),
         "splitter": splitter if prm is not None else None,
     }
+    if policy is not None:  # recorded only with a policy: older eval.json files stay valid
+        settings["policy"] = policy
     out_dir.mkdir(parents=True, exist_ok=True)
     check_settings(out_dir, settings)
+    if policy is not None:
+        from mm_eureka_plugin.prm.generate import generate_candidates
+
+        sampling = {key: value for key, value in policy.items() if key != "path"}
+        generate_candidates(records, policy["path"], candidates, batch_size=batch_size, progress=progress, **sampling)
+        responses = read_candidates(candidates, list(records), benchmark)
     results_path = out_dir / RESULTS_FILE
     done = read_results(results_path, records, benchmark)
     todo = [pid for pid in records if pid not in done]

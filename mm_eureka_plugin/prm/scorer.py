@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mm_eureka_plugin.prm.checkpoints import load_model, model_inputs
+
 PRM_TOKEN = "<prm>"
 """The step tag; its position's logits give the step's score."""
 POSITIVE = "Yes"
@@ -50,7 +52,7 @@ def make_prm_checkpoint(base: str | Path, out: str | Path) -> Path:
     from mm_eureka_plugin.tiny_vlm import register_processor
 
     register_processor()
-    model = _load_model(str(base), dtype=None)
+    model = load_model(str(base))
     processor = AutoProcessor.from_pretrained(str(base))
     tokenizer = getattr(processor, "tokenizer", processor)
     tokenizer.add_tokens([PRM_TOKEN], special_tokens=True)
@@ -59,14 +61,6 @@ def make_prm_checkpoint(base: str | Path, out: str | Path) -> Path:
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return Path(out)
-
-
-def _load_model(path: str, dtype):
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
-
-    config = AutoConfig.from_pretrained(path)
-    model_cls = AutoModelForImageTextToText if hasattr(config, "vision_config") else AutoModelForCausalLM
-    return model_cls.from_pretrained(path, **({} if dtype is None else {"dtype": dtype}))
 
 
 class PRMScorer:
@@ -91,9 +85,7 @@ class PRMScorer:
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.tag_id = self._token_id(path, PRM_TOKEN)
         self.label_ids = [self._token_id(path, POSITIVE), self._token_id(path, NEGATIVE)]
-        self.model = _load_model(str(path), dtype).to(self.device).eval()
-        self.image_token_id = getattr(self.model.config, "image_token_id", None)
-        self.video_token_id = getattr(self.model.config, "video_token_id", None)
+        self.model = load_model(str(path), dtype).to(self.device).eval()
         self.batch_size = batch_size
 
     def _token_id(self, path, text: str) -> int:
@@ -124,14 +116,7 @@ class PRMScorer:
 
         texts = [self.text(item) for item in items]
         images = [image for item in items for image in item.images]
-        kwargs = {"images": images} if images else {}
-        inputs = self.processor(text=texts, padding=True, return_tensors="pt", **kwargs)
-        inputs = {key: value.to(self.device) for key, value in inputs.items() if key != "token_type_ids"}
-        if self.image_token_id is not None and "mm_token_type_ids" not in inputs:
-            types = (inputs["input_ids"] == self.image_token_id).to(torch.int32)
-            if self.video_token_id is not None:
-                types[inputs["input_ids"] == self.video_token_id] = 2
-            inputs["mm_token_type_ids"] = types
+        inputs = model_inputs(self.processor, self.model, texts, images, self.device)
         with torch.no_grad():
             logits = self.model(**inputs).logits
         labels = logits[..., self.label_ids].float().softmax(-1)[..., 0]

@@ -1,0 +1,221 @@
+"""Candidates for ``mm-eureka eval --policy``: n sampled responses per benchmark problem, resumable.
+
+:func:`generate_candidates` writes the ``candidates.jsonl`` that
+:func:`~mm_eureka_plugin.prm.evaluation.read_candidates` reads, one ``{"id", "responses"}`` line
+per problem, appended and flushed as each problem finishes. A rerun skips the ids already in the
+file (a truncated last line is dropped with a warning, and its problem generated again).
+
+The backend is transformers ``generate`` (CUDA in bfloat16 when available, else CPU in float32),
+one problem at a time. A vLLM backend is not written yet, even where vLLM is installed.
+
+Each problem's sampling is seeded from ``(seed, problem index)``, so a resumed run writes the same
+samples as an uninterrupted one. Per problem: the processor's chat template over the record's
+messages (generation prompt added), its images on MM-Eureka's pixel budget (as training, rollout
+and the evaluation's judging see them), and the vision special tokens suppressed, as in rollouts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from mm_eureka_plugin.data.records import PromptRecord
+
+logger = logging.getLogger(__name__)
+
+BACKEND = "transformers"
+"""The generation backend :func:`generate_candidates` uses."""
+VISION_TOKEN = re.compile(r"vision|image|video")
+SEED_STRIDE = 1_000_003
+"""A problem's seed is ``seed * SEED_STRIDE + index``: distinct per (seed, index) for indexes below it."""
+
+
+def generate_candidates(
+    records: dict[str, PromptRecord],
+    policy: str | Path,
+    out: Path,
+    *,
+    n: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 1024,
+    batch_size: int = 8,
+    seed: int = 0,
+    progress: bool = False,
+) -> Path:
+    """Append ``n`` responses of the ``policy`` checkpoint for every problem of ``records`` (id ->
+    record, in benchmark order) not yet in ``out``; returns ``out`` (see the module docstring).
+
+    ``batch_size`` is the most sequences in one ``generate`` call (a problem's ``n`` samples are
+    split into chunks of it). ``temperature`` 0 is greedy decoding. Raises ``EvalError`` naming the
+    benchmark row for an image that cannot be loaded, or the line of ``out`` that is not a
+    candidates row.
+    """
+    from mm_eureka_plugin.prm.evaluation import EvalError
+
+    check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+    if batch_size < 1:
+        raise EvalError(f"batch size must be at least 1, got {batch_size}.")
+    out = Path(out)
+    done = _done_ids(out)
+    todo = [(index, pid) for index, pid in enumerate(records) if pid not in done]
+    if not todo:
+        return out
+    generator = _Generator(policy, temperature, top_p, max_new_tokens, batch_size)
+    bar = tqdm(
+        total=len(records),
+        initial=len(records) - len(todo),
+        desc="Generating candidates",
+        unit="problem",
+        file=sys.stderr,
+        disable=not progress,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a", encoding="utf-8") as lines, bar:
+        for index, pid in todo:
+            responses = generator.generate(records[pid], n, seed * SEED_STRIDE + index)
+            lines.write(json.dumps({"id": pid, "responses": responses}, ensure_ascii=False) + "\n")
+            lines.flush()
+            bar.update()
+    return out
+
+
+def check_sampling(*, n: int, temperature: float, top_p: float, max_new_tokens: int) -> None:
+    """Raise ``EvalError`` naming the sampling setting out of range."""
+    from mm_eureka_plugin.prm.evaluation import EvalError
+
+    if n < 1:
+        raise EvalError(f"--n must be at least 1, got {n}.")
+    if max_new_tokens < 1:
+        raise EvalError(f"--max-new-tokens must be at least 1, got {max_new_tokens}.")
+    if temperature < 0:
+        raise EvalError(f"--temperature must be at least 0 (0 is greedy), got {temperature}.")
+    if not 0 < top_p <= 1:
+        raise EvalError(f"--top-p must be in (0, 1], got {top_p}.")
+
+
+def _done_ids(path: Path) -> set[str]:
+    """The ids of ``path``'s rows; a last line that is not valid JSON is dropped with a warning."""
+    from mm_eureka_plugin.prm.evaluation import EvalError, _candidates_row
+
+    if not path.exists():
+        return set()
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    done: set[str] = set()
+    offset = 0
+    for number, raw in enumerate(lines, start=1):
+        if raw.strip():
+            try:
+                json.loads(raw)
+            except ValueError:
+                if any(rest.strip() for rest in lines[number:]):
+                    raise EvalError(
+                        f"{path}, line {number}: not valid JSON. Delete the line (its problem is generated again)."
+                    ) from None
+                logger.warning(
+                    "%s, line %d: dropping a truncated last line (an interrupted run); generating it again.",
+                    path,
+                    number,
+                )
+                with path.open("r+b") as out:
+                    out.truncate(offset)
+                return done
+            pid, _ = _candidates_row(raw.decode("utf-8"), f"{path}, line {number}")
+            done.add(pid)
+        offset += len(raw) + 1
+    if data and not data.endswith(b"\n"):  # a complete row whose newline was not written
+        with path.open("ab") as out:
+            out.write(b"\n")
+    return done
+
+
+def vision_token_ids(processor) -> list[int]:
+    """The ids of a VLM processor's special tokens for image or video content (as the rollout
+    executor's ``vision_special_tokens`` finds them), which a response must never contain."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    tokens = {getattr(processor, name, None) for name in ("image_token", "video_token")}
+    tokens.update(t for t in tokenizer.all_special_tokens if VISION_TOKEN.search(t))
+    tokens.update(t for t in tokenizer.get_added_vocab() if t.startswith("<|") and VISION_TOKEN.search(t))
+    ids = {tokenizer.convert_tokens_to_ids(t) for t in tokens if t}
+    return sorted(i for i in ids if i is not None and i != tokenizer.unk_token_id)
+
+
+class _Generator:
+    """A policy checkpoint and its processor, generating a problem's samples with transformers."""
+
+    def __init__(self, policy: str | Path, temperature: float, top_p: float, max_new_tokens: int, batch_size: int):
+        import torch
+        from transformers import AutoProcessor, GenerationConfig
+
+        from mm_eureka_plugin.prm.checkpoints import load_model
+        from mm_eureka_plugin.tiny_vlm import register_processor
+
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        register_processor()
+        self.processor = AutoProcessor.from_pretrained(str(policy))
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        self.tokenizer.padding_side = "left"
+        self.model = load_model(str(policy), dtype).to(self.device).eval()
+        eos = self.model.generation_config.eos_token_id
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in eos:
+            eos.append(self.tokenizer.eos_token_id)
+        self.eos_token_ids = eos
+        pad = self.tokenizer.pad_token_id
+        sample = temperature > 0
+        # Every sampling value set explicitly: transformers fills unset ones from the checkpoint's
+        # generation_config (e.g. Qwen's top_k=1, repetition_penalty=1.05), which vLLM would not apply.
+        self.config = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=sample,
+            temperature=temperature if sample else 1.0,
+            top_p=top_p if sample else 1.0,
+            top_k=0,
+            repetition_penalty=1.0,
+            eos_token_id=eos,
+            pad_token_id=pad if pad is not None else eos[0],
+            suppress_tokens=vision_token_ids(self.processor) or None,
+        )
+        self.batch_size = batch_size
+
+    def generate(self, record: PromptRecord, n: int, seed: int) -> list[str]:
+        import torch
+
+        from mm_eureka_plugin.data.convert import load_record_images
+        from mm_eureka_plugin.data.images import ImageError
+        from mm_eureka_plugin.prm.evaluation import EvalError
+
+        try:
+            images = load_record_images(record)
+        except ImageError as exc:
+            raise EvalError(f"benchmark row {record.row}: {exc}") from None
+        prompt = self.processor.apply_chat_template(record.messages, add_generation_prompt=True, tokenize=False)
+        torch.manual_seed(seed)
+        responses: list[str] = []
+        while len(responses) < n:
+            k = min(self.batch_size, n - len(responses))
+            responses.extend(self._generate(prompt, images, k))
+        return responses
+
+    def _generate(self, prompt: str, images: list[Any], k: int) -> list[str]:
+        """``k`` samples of one prompt (repeated ``k`` times, so the processor lays out every input)."""
+        import torch
+
+        from mm_eureka_plugin.prm.checkpoints import model_inputs
+
+        inputs = model_inputs(self.processor, self.model, [prompt] * k, images * k, self.device)
+        with torch.no_grad():
+            sequences = self.model.generate(**inputs, generation_config=self.config)
+        texts = []
+        for tokens in sequences[:, inputs["input_ids"].shape[1] :].tolist():
+            stop = next((i for i, token in enumerate(tokens) if token in self.eos_token_ids), None)
+            texts.append(self.tokenizer.decode(tokens if stop is None else tokens[:stop], skip_special_tokens=True))
+        return texts

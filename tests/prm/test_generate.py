@@ -1,0 +1,117 @@
+"""`mm-eureka eval --policy`: candidates sampled from a tiny policy, evaluated, resumed identically."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from PIL import Image
+
+from mm_eureka_plugin.cli import main
+from mm_eureka_plugin.prm.generate import vision_token_ids
+
+N = 3
+SAMPLING = ["--n", str(N), "--max-new-tokens", "6", "--batch-size", "2", "--seed", "7"]
+
+
+@pytest.fixture
+def benchmark(tmp_path):
+    """A 3-problem `openrlhf`-format benchmark with small PNG images next to it."""
+    rows = []
+    for k, (colours, question, gold) in enumerate(
+        [(["red"], "What is 1 + 2?", "3"), (["blue", "green"], "Which is left?", "A"), ([], "What is 2 + 2?", "4")]
+    ):
+        images = []
+        for j, colour in enumerate(colours):
+            Image.new("RGB", (56, 56), colour).save(tmp_path / f"{k}-{j}.png")
+            images.append(f"{k}-{j}.png")
+        prompt = "<image>" * len(colours) + question
+        rows.append({"prompt": prompt, "images": images, "label": gold, "metadata": {"id": f"q{k}", "subject": "math"}})
+    path = tmp_path / "bench.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def run(benchmark, policy, out, capsys, *extra):
+    argv = ["eval", str(benchmark), "--policy", str(policy), "--out", str(out), *SAMPLING, *extra]
+    assert main(argv) == 0, capsys.readouterr().err
+    return (out / "candidates.jsonl").read_text()
+
+
+def test_policy_candidates_are_generated_evaluated_and_resumed_identically(
+    benchmark, tiny_vlm_dir, tmp_path, capsys, caplog
+):
+    from transformers import AutoProcessor
+
+    from mm_eureka_plugin.tiny_vlm import register_processor
+
+    out = tmp_path / "out"
+    with caplog.at_level(logging.INFO):
+        first = run(benchmark, tiny_vlm_dir, out, capsys)
+    assert "transformers backend" in caplog.text
+    rows = [json.loads(line) for line in first.splitlines()]
+    assert [row["id"] for row in rows] == ["q0", "q1", "q2"]
+    assert all(len(row["responses"]) == N and all(isinstance(r, str) for r in row["responses"]) for row in rows)
+    register_processor()
+    processor = AutoProcessor.from_pretrained(str(tiny_vlm_dir))
+    assert vision_token_ids(processor)  # the tiny policy has image pad and vision start/end tokens
+    banned = [processor.tokenizer.convert_ids_to_tokens(i) for i in vision_token_ids(processor)]
+    assert not [t for t in banned if any(t in r for row in rows for r in row["responses"])]
+    assert any(r for row in rows for r in row["responses"])  # random weights still write something
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"]["overall"] == 3 and report["n_min"] == report["n_max"] == N
+    assert len((out / "results.jsonl").read_text().splitlines()) == 3
+    settings = json.loads((out / "eval.json").read_text())
+    assert settings["policy"] == {
+        "path": str(tiny_vlm_dir.resolve()),
+        "n": N,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "max_new_tokens": 6,
+        "seed": 7,
+    }
+    assert settings["candidates"] == str((out / "candidates.jsonl").resolve())
+
+    # Killed after the first problem, mid-write of the second: the rerun regenerates the same samples.
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    lines = first.splitlines(keepends=True)
+    (resumed / "candidates.jsonl").write_text(lines[0] + lines[1][: len(lines[1]) // 2])
+    caplog.clear()
+    assert run(benchmark, tiny_vlm_dir, resumed, capsys) == first
+    assert "dropping a truncated last line" in caplog.text
+    assert (resumed / "report.json").read_text() == (out / "report.json").read_text()
+
+    # Other sampling settings in the same directory are refused before anything is generated.
+    argv = ["eval", str(benchmark), "--policy", str(tiny_vlm_dir), "--out", str(out), *SAMPLING, "--temperature", "0.5"]
+    assert main(argv) == 2
+    assert "temperature" in capsys.readouterr().err
+    assert (out / "candidates.jsonl").read_text() == first
+
+
+def test_the_vision_special_tokens_are_suppressed_in_sampling(tiny_vlm_dir):
+    from mm_eureka_plugin.prm.generate import _Generator
+
+    generator = _Generator(tiny_vlm_dir, 1.0, 1.0, 4, 2)
+    banned = generator.tokenizer.convert_ids_to_tokens(list(generator.config.suppress_tokens))
+    assert {"<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>"} <= set(banned)
+
+
+def test_candidates_and_policy_together_or_neither_is_a_usage_error(benchmark, tmp_path, capsys):
+    both = ["eval", str(benchmark), "--candidates", "c.jsonl", "--policy", str(tmp_path), "--out", str(tmp_path)]
+    with pytest.raises(SystemExit) as exc:
+        main(both)
+    assert exc.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", str(benchmark), "--out", str(tmp_path)])
+    assert exc.value.code == 2
+
+
+def test_bad_sampling_settings_are_refused_before_the_out_dir_is_made(benchmark, tiny_vlm_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["eval", str(benchmark), "--policy", str(tiny_vlm_dir), "--out", str(out), "--n", "0"]
+    assert main(argv) == 2
+    assert "--n must be at least 1" in capsys.readouterr().err
+    assert not out.exists()
