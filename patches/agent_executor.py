@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from copy import deepcopy
 
 from openrlhf.utils.agent import SingleTurnAgentExecutor
 
+from mm_eureka_plugin.checkpoints import vision_special_tokens
 from mm_eureka_plugin.config import PluginConfig
 from mm_eureka_plugin.data.images import load_image
 from mm_eureka_plugin.data.records import decode_label
@@ -31,21 +31,11 @@ from mm_eureka_plugin.rewards import RewardResult, RewardSample, score_samples
 
 logger = logging.getLogger(__name__)
 
-VISION_TOKEN = re.compile(r"vision|image|video")
 ERROR_KEY = "reward_error"
 SECONDS_KEY = "reward_seconds"
 """Per-sample log of the seconds its reward took (images loaded included)."""
 RESERVED_KEYS = ("reward", "score", "response_clip_ratio")
 """Per-sample info keys OpenRLHF sets itself: a reward component of that name is logged as ``reward_<name>``."""
-
-
-def vision_special_tokens(processor) -> list[str]:
-    """The special tokens of a VLM's processor that stand for image or video content."""
-    tokenizer = getattr(processor, "tokenizer", processor)
-    tokens = {getattr(processor, name, None) for name in ("image_token", "video_token")}
-    tokens.update(t for t in tokenizer.all_special_tokens if VISION_TOKEN.search(t))
-    tokens.update(t for t in tokenizer.get_added_vocab() if t.startswith("<|") and VISION_TOKEN.search(t))
-    return sorted(t for t in tokens if t)
 
 
 def _probe_sample() -> RewardSample:

@@ -276,11 +276,16 @@ def read_candidates(path: Path, ids: list[str], benchmark: Path) -> dict[str, li
 
 
 def _candidates_row(line: str, where: str) -> tuple[str, list[str]]:
-    layout = 'Each line is {"id": ..., "responses": [str, ...]}.'
     try:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
         raise EvalError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}).") from None
+    return check_candidates_row(row, where)
+
+
+def check_candidates_row(row: Any, where: str) -> tuple[str, list[str]]:
+    """(id as text, responses) of one parsed candidates row; :class:`EvalError` at ``where`` if malformed."""
+    layout = 'Each line is {"id": ..., "responses": [str, ...]}.'
     if not isinstance(row, dict):
         raise EvalError(f"{where}: expected a JSON object, got {type(row).__name__}. {layout}")
     for key in ("id", "responses"):
@@ -342,40 +347,54 @@ def read_results(path: Path, records: dict[str, PromptRecord], benchmark: Path) 
     warning. Raises :class:`EvalError` naming the line for any other line that is not a result
     row, for a repeated id, and naming the ids for ids not in the benchmark.
     """
-    if not path.exists():
-        return {}
-    data = path.read_bytes()
-    lines = data.split(b"\n")
     done: dict[str, dict[str, Any]] = {}
     unknown: list[str] = []
+    for where, row in read_appended(path, "judged"):
+        reason = _result_row_problem(row)
+        if reason is not None:
+            raise EvalError(f"{where}: {reason}; not a row `mm-eureka eval` writes. Delete the directory.")
+        if row["id"] in done:
+            raise EvalError(f"{where}: problem {row['id']} again; delete the line.")
+        if row["id"] not in records:
+            unknown.append(row["id"])
+        done[row["id"]] = row
+    return _checked_ids(done, unknown, path, benchmark)
+
+
+def read_appended(path: Path, redone: str) -> list[tuple[str, Any]]:
+    """The rows of a jsonl file this command appends to, as (``"<path>, line N"``, parsed row).
+
+    A last line that is not valid JSON (a run killed mid-write) is cut from the file with a
+    warning: its problem is ``redone`` again. An invalid line before the last raises
+    :class:`EvalError`. A complete last row missing its newline gets one, so appends start a line.
+    """
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    rows: list[tuple[str, Any]] = []
     offset = 0  # where the current line starts
     for number, raw in enumerate(lines, start=1):
         where = f"{path}, line {number}"
         if raw.strip():
             try:
-                row = json.loads(raw)
+                rows.append((where, json.loads(raw)))
             except ValueError:
                 if any(rest.strip() for rest in lines[number:]):
                     raise EvalError(
-                        f"{where}: not valid JSON. Delete the line (its problem is judged again) or the directory."
+                        f"{where}: not valid JSON. Delete the line (its problem is {redone} again) or the directory."
                     ) from None
-                logger.warning("%s: dropping a truncated last line (an interrupted run); judging it again.", where)
+                logger.warning(
+                    "%s: dropping a truncated last line (an interrupted run); it is %s again.", where, redone
+                )
                 with path.open("r+b") as out:
                     out.truncate(offset)
-                return _checked_ids(done, unknown, path, benchmark)
-            reason = _result_row_problem(row)
-            if reason is not None:
-                raise EvalError(f"{where}: {reason}; not a row `mm-eureka eval` writes. Delete the directory.")
-            if row["id"] in done:
-                raise EvalError(f"{where}: problem {row['id']} again; delete the line.")
-            if row["id"] not in records:
-                unknown.append(row["id"])
-            done[row["id"]] = row
+                return rows
         offset += len(raw) + 1
-    if data and not data.endswith(b"\n"):  # a complete row whose newline was not written
+    if data and not data.endswith(b"\n"):
         with path.open("ab") as out:
             out.write(b"\n")
-    return _checked_ids(done, unknown, path, benchmark)
+    return rows
 
 
 def _checked_ids(done: dict[str, dict[str, Any]], unknown: list[str], path: Path, benchmark: Path) -> dict:

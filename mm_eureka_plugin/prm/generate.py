@@ -18,20 +18,19 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from mm_eureka_plugin.checkpoints import stop_token_ids, vision_special_tokens
 from mm_eureka_plugin.data.records import PromptRecord
 
 logger = logging.getLogger(__name__)
 
 BACKEND = "transformers"
 """The generation backend :func:`generate_candidates` uses."""
-VISION_TOKEN = re.compile(r"vision|image|video")
 SEED_STRIDE = 1_000_003
 """A problem's seed is ``seed * SEED_STRIDE + index``: distinct per (seed, index) for indexes below it."""
 
@@ -102,48 +101,15 @@ def check_sampling(*, n: int, temperature: float, top_p: float, max_new_tokens: 
 
 def _done_ids(path: Path) -> set[str]:
     """The ids of ``path``'s rows; a last line that is not valid JSON is dropped with a warning."""
-    from mm_eureka_plugin.prm.evaluation import EvalError, _candidates_row
+    from mm_eureka_plugin.prm.evaluation import check_candidates_row, read_appended
 
-    if not path.exists():
-        return set()
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    done: set[str] = set()
-    offset = 0
-    for number, raw in enumerate(lines, start=1):
-        if raw.strip():
-            try:
-                json.loads(raw)
-            except ValueError:
-                if any(rest.strip() for rest in lines[number:]):
-                    raise EvalError(
-                        f"{path}, line {number}: not valid JSON. Delete the line (its problem is generated again)."
-                    ) from None
-                logger.warning(
-                    "%s, line %d: dropping a truncated last line (an interrupted run); generating it again.",
-                    path,
-                    number,
-                )
-                with path.open("r+b") as out:
-                    out.truncate(offset)
-                return done
-            pid, _ = _candidates_row(raw.decode("utf-8"), f"{path}, line {number}")
-            done.add(pid)
-        offset += len(raw) + 1
-    if data and not data.endswith(b"\n"):  # a complete row whose newline was not written
-        with path.open("ab") as out:
-            out.write(b"\n")
-    return done
+    return {check_candidates_row(row, where)[0] for where, row in read_appended(path, "generated")}
 
 
 def vision_token_ids(processor) -> list[int]:
-    """The ids of a VLM processor's special tokens for image or video content (as the rollout
-    executor's ``vision_special_tokens`` finds them), which a response must never contain."""
+    """The ids of a VLM processor's image and video special tokens, which a response must never contain."""
     tokenizer = getattr(processor, "tokenizer", processor)
-    tokens = {getattr(processor, name, None) for name in ("image_token", "video_token")}
-    tokens.update(t for t in tokenizer.all_special_tokens if VISION_TOKEN.search(t))
-    tokens.update(t for t in tokenizer.get_added_vocab() if t.startswith("<|") and VISION_TOKEN.search(t))
-    ids = {tokenizer.convert_tokens_to_ids(t) for t in tokens if t}
+    ids = {tokenizer.convert_tokens_to_ids(token) for token in vision_special_tokens(processor)}
     return sorted(i for i in ids if i is not None and i != tokenizer.unk_token_id)
 
 
@@ -154,7 +120,7 @@ class _Generator:
         import torch
         from transformers import AutoProcessor, GenerationConfig
 
-        from mm_eureka_plugin.prm.checkpoints import load_model
+        from mm_eureka_plugin.checkpoints import load_model
         from mm_eureka_plugin.tiny_vlm import register_processor
 
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -164,11 +130,7 @@ class _Generator:
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.tokenizer.padding_side = "left"
         self.model = load_model(str(policy), dtype).to(self.device).eval()
-        eos = self.model.generation_config.eos_token_id
-        eos = [eos] if isinstance(eos, int) else list(eos or [])
-        if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in eos:
-            eos.append(self.tokenizer.eos_token_id)
-        self.eos_token_ids = eos
+        self.eos_token_ids = eos = stop_token_ids(self.model, self.tokenizer)
         pad = self.tokenizer.pad_token_id
         sample = temperature > 0
         # Every sampling value set explicitly: transformers fills unset ones from the checkpoint's
@@ -209,7 +171,7 @@ class _Generator:
         """``k`` samples of one prompt (repeated ``k`` times, so the processor lays out every input)."""
         import torch
 
-        from mm_eureka_plugin.prm.checkpoints import model_inputs
+        from mm_eureka_plugin.checkpoints import model_inputs
 
         inputs = model_inputs(self.processor, self.model, [prompt] * k, images * k, self.device)
         with torch.no_grad():

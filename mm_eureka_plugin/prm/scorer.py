@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mm_eureka_plugin.prm.checkpoints import load_model, model_inputs
+from mm_eureka_plugin.checkpoints import load_model, model_inputs
 
 PRM_TOKEN = "<prm>"
 """The step tag; its position's logits give the step's score."""

@@ -89,8 +89,9 @@ class CPURolloutActor:
         import torch
         from openrlhf.trainer.ray.vllm_engine import _load_agent_executor
         from openrlhf.utils.agent import SingleTurnAgentExecutor
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoConfig, AutoProcessor
 
+        from mm_eureka_plugin.checkpoints import load_model, stop_token_ids
         from mm_eureka_plugin.tiny_vlm import register_processor
 
         if kwargs.get("tensor_parallel_size", 1) != 1:
@@ -103,21 +104,16 @@ class CPURolloutActor:
             _load_agent_executor(agent_func_path) if agent_func_path else SingleTurnAgentExecutor(remote_rm_url)
         )
         config = AutoConfig.from_pretrained(model_path)
-        model_cls = AutoModelForImageTextToText if hasattr(config, "vision_config") else AutoModelForCausalLM
-        self.model = model_cls.from_pretrained(model_path, dtype=torch.float32).eval()
+        self.model = load_model(model_path, torch.float32).eval()
         register_processor()
         processor = AutoProcessor.from_pretrained(model_path)
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.image_processor = getattr(processor, "image_processor", None)
         self.image_token_id = getattr(config, "image_token_id", None)
         self.video_token_id = getattr(config, "video_token_id", None)
-        eos = self.model.generation_config.eos_token_id
-        eos = [eos] if isinstance(eos, int) else list(eos or [])
-        if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in eos:
-            eos.append(self.tokenizer.eos_token_id)
-        self.eos_token_ids = eos
+        self.eos_token_ids = stop_token_ids(self.model, self.tokenizer)
         pad = self.tokenizer.pad_token_id
-        self.pad_token_id = pad if pad is not None else eos[0]
+        self.pad_token_id = pad if pad is not None else self.eos_token_ids[0]
         self.parameters = dict(self.model.named_parameters())
         self.sync_group = None
         self.weight_version = 0

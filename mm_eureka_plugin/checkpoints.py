@@ -1,9 +1,13 @@
-"""Loading a (vision-)language checkpoint and building its inputs, for the PRM scorer and the
-candidate generator."""
+"""A (vision-)language checkpoint: its model, its batched inputs, its stop tokens and its vision
+special tokens; for the PRM scorer, the candidate generator, the rollout executor and the CPU
+rollout actor."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+VISION_TOKEN = re.compile(r"vision|image|video")
 
 
 def load_model(path: str, dtype=None):
@@ -31,3 +35,21 @@ def model_inputs(processor, model, texts: list[str], images: list[Any], device) 
             types[inputs["input_ids"] == video_token_id] = 2
         inputs["mm_token_type_ids"] = types
     return inputs
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """The ids generation stops at: the model's generation-config eos ids, and the tokenizer's eos."""
+    eos = model.generation_config.eos_token_id
+    ids = [eos] if isinstance(eos, int) else list(eos or [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def vision_special_tokens(processor) -> list[str]:
+    """The special tokens of a VLM's processor that stand for image or video content."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    tokens = {getattr(processor, name, None) for name in ("image_token", "video_token")}
+    tokens.update(t for t in tokenizer.all_special_tokens if VISION_TOKEN.search(t))
+    tokens.update(t for t in tokenizer.get_added_vocab() if t.startswith("<|") and VISION_TOKEN.search(t))
+    return sorted(t for t in tokens if t)
