@@ -5,12 +5,12 @@ from mm_eureka_plugin.data.formats import MMK12Jsonl, MMK12Parquet, OpenRLHFRows
 from mm_eureka_plugin.losses import CappedPPOLoss, ClipFilterLikeWeight, CPGDLoss, EqualWeight, StdWeight
 from mm_eureka_plugin.prm import aggregate
 from mm_eureka_plugin.prm.steps import BlankLineSplitter, StepKSplitter, TagSplitter
-from mm_eureka_plugin.rewards import AccuracyReward, FormatReward, WeightedReward
+from mm_eureka_plugin.rewards import AccuracyReward, FormatReward, PRMReward, WeightedReward
 
 
 @hookimpl
 def mm_eureka_rewards() -> dict:
-    return {"accuracy": AccuracyReward, "format": FormatReward, "weighted": WeightedReward}
+    return {"accuracy": AccuracyReward, "format": FormatReward, "weighted": WeightedReward, "prm": PRMReward}
 
 
 @hookimpl

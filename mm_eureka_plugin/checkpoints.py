@@ -37,9 +37,10 @@ def model_inputs(processor, model, texts: list[str], images: list[Any], device) 
     return inputs
 
 
-def stop_token_ids(model, tokenizer) -> list[int]:
-    """The ids generation stops at: the model's generation-config eos ids, and the tokenizer's eos."""
-    eos = model.generation_config.eos_token_id
+def stop_token_ids(generation_config, tokenizer) -> list[int]:
+    """The ids generation stops at: the generation config's eos ids (a model's ``generation_config``,
+    None for none), and the tokenizer's eos."""
+    eos = getattr(generation_config, "eos_token_id", None)
     ids = [eos] if isinstance(eos, int) else list(eos or [])
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
         ids.append(tokenizer.eos_token_id)

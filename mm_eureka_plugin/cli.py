@@ -14,6 +14,7 @@ from mm_eureka_plugin.data.records import DataError
 from mm_eureka_plugin.patches import OpenRLHFVersionError
 from mm_eureka_plugin.plot import PlotError
 from mm_eureka_plugin.prm.evaluation import EvalError
+from mm_eureka_plugin.prm.generate import BACKENDS
 from mm_eureka_plugin.registry import KINDS, ComponentError, registry
 from mm_eureka_plugin.rewards.score import ScoreFileError
 
@@ -134,10 +135,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     aggregators = None if args.aggregators.strip() == "all" else args.aggregators.split(",")
     policy = None
     if args.policy is not None:
-        from mm_eureka_plugin.prm.generate import BACKEND
-
-        logging.getLogger(__name__).info("generating candidates with the %s backend (vLLM is not used)", BACKEND)
         policy = {
+            "backend": args.backend,
             "path": args.policy,
             "n": args.n,
             "temperature": args.temperature,
@@ -243,8 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--policy",
         metavar="POLICY_DIR",
-        help="policy checkpoint: sample --n candidates per problem into OUT_DIR/candidates.jsonl (resumable), "
-        "with transformers",
+        help="policy checkpoint: sample --n candidates per problem into OUT_DIR/candidates.jsonl (resumable)",
     )
     ev.add_argument(
         "--out",
@@ -282,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-new-tokens", type=int, default=1024, help="with --policy (default: 1024)")
     ev.add_argument(
         "--seed", type=int, default=0, help="with --policy; each problem is seeded from (seed, its index) (default: 0)"
+    )
+    ev.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="with --policy: vllm, transformers, or auto: vllm where it is installed and CUDA is available (default)",
     )
     ev.set_defaults(func=cmd_eval)
 

@@ -11,6 +11,7 @@ A recipe is YAML with two sections::
       accuracy_filter: [0.1, 0.9]                   # keep groups whose mean accuracy is in range
       policy_loss: {name: cpgd, drift_coef: 0.01}   # or just: policy_loss: cpgd
       advantage_weight: clip_filter_like
+      prm: {path: ckpt/mm-prm}                      # the PRM server, for the prm reward
 
 A component is a registered name or a reference (``pkg.module:attr``, ``./file.py:attr``; a
 relative file is taken from the recipe's folder).
@@ -41,7 +42,7 @@ OPENRLHF_MODULE = "openrlhf.cli.train_ppo_ray"
 COMPONENT_KEYS = ("reward", "policy_loss", "advantage_weight")
 """``plugin:`` keys that name a component; the key is also the component kind."""
 
-PLUGIN_KEYS = ("data", *COMPONENT_KEYS, "accuracy_filter", "device", "synthetic_task")
+PLUGIN_KEYS = ("data", *COMPONENT_KEYS, "accuracy_filter", "device", "synthetic_task", "prm")
 
 DEFAULT_MIN_PIXELS = 4 * 28 * 28
 DEFAULT_MAX_PIXELS = 640 * 28 * 28
@@ -53,6 +54,8 @@ DATA_FLAGS = ("data.prompt_dataset", "data.input_key", "data.label_key", "data.i
 REWARD_FLAGS = ("train.agent_func_path", "reward.remote_url", "reward.model_name_or_path")
 FILTER_FLAGS = ("algo.dynamic_filtering_enable", "algo.dynamic_filtering_range")
 TASK_FLAGS = ("actor.model_name_or_path", "eval.dataset")
+DENSE_ESTIMATORS = ("reinforce", "rloo", "reinforce_baseline", "dr_grpo", "flash_reinforce")
+"""OpenRLHF estimators whose advantages are returns-to-go over per-token rewards (dense step credit)."""
 FILTER_SLACK = 1e-6
 """Widens ``accuracy_filter`` for OpenRLHF's strict comparison, so the range's ends are kept."""
 
@@ -133,9 +136,32 @@ class SyntheticTaskConfig:
 
 
 @dataclass(frozen=True)
+class PRMServerConfig:
+    """``plugin.prm``: the PRM server of a training run (:mod:`mm_eureka_plugin.prm.server`).
+
+    ``path`` a PRM checkpoint (absolute); ``num_gpus`` the GPUs its Ray actor takes (None: 1 on a
+    GPU run, 0 on CPU; a fraction shares a GPU, 0 runs the PRM on CPU); ``batch_size`` solutions per
+    forward pass; ``max_wait_ms`` how long a request waits for others to fill its batch.
+    """
+
+    path: str
+    num_gpus: float | None = None
+    batch_size: int = 16
+    max_wait_ms: float = 20.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "num_gpus": self.num_gpus,
+            "batch_size": self.batch_size,
+            "max_wait_ms": self.max_wait_ms,
+        }
+
+
+@dataclass(frozen=True)
 class PluginConfig:
-    """The ``plugin:`` section: data, reward, online filter, loss and weights, the device, and a
-    synthetic task."""
+    """The ``plugin:`` section: data, reward, online filter, loss and weights, the device, a
+    synthetic task, and the PRM server."""
 
     data: DataConfig | None = None
     reward: ComponentSpec | None = None
@@ -144,11 +170,14 @@ class PluginConfig:
     accuracy_filter: tuple[float, float] | None = None
     device: str = "auto"
     synthetic_task: SyntheticTaskConfig | None = None
+    prm: PRMServerConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"device": self.device}
         if self.synthetic_task is not None:
             out["synthetic_task"] = self.synthetic_task.to_dict()
+        if self.prm is not None:
+            out["prm"] = self.prm.to_dict()
         if self.data is not None:
             out["data"] = self.data.to_dict()
         for key in COMPONENT_KEYS:
@@ -206,6 +235,7 @@ class Recipe:
         that a bad name, parameter or combination fails before anything starts."""
         built = self.build_components()
         self.check_openrlhf_compat()
+        self._check_prm(built["reward"])
         return built
 
     def build_components(self) -> dict[str, Any]:
@@ -242,6 +272,39 @@ class Recipe:
             raise RecipeError(
                 f"{self.where}key 'plugin.accuracy_filter' filters on the accuracy the plugin's reward "
                 "reports; choose one with 'plugin.reward' (e.g. weighted)."
+            )
+
+    def _check_prm(self, reward: Any) -> None:
+        """The PRM server is set exactly when a reward needs it; dense step credit has an estimator
+        that turns per-token rewards into returns (README, "The PRM as an RL reward")."""
+        from mm_eureka_plugin.rewards.weighted import iter_rewards
+
+        rewards = list(iter_rewards(reward)) if reward is not None else []
+        needs_server = any(getattr(r, "uses_server", False) for r in rewards)
+        if needs_server and self.plugin.prm is None:
+            raise RecipeError(
+                f"{self.where}key 'plugin.reward' uses the prm reward, which scores with the run's PRM "
+                "server: set 'plugin.prm: {path: <PRM checkpoint>}'."
+            )
+        if self.plugin.prm is not None and not needs_server:
+            raise RecipeError(
+                f"{self.where}key 'plugin.prm' starts a PRM server, but no reward uses it: add the prm "
+                "reward to plugin.reward (e.g. a weighted component {name: prm, weight: 0.5}), or remove plugin.prm."
+            )
+        dense = any(getattr(r, "dense", False) for r in rewards)
+        if dense and self.plugin.advantage_weight is not None:
+            raise RecipeError(
+                f"{self.where}key 'plugin.advantage_weight' weights group-centred rewards, but a reward "
+                "credits step rewards per token (dense), which are not group-centred (a group with equal "
+                "rewards would scale them by 1/std). Remove plugin.advantage_weight, or use mode: sequence."
+            )
+        estimator = self.openrlhf.get("algo.advantage.estimator", "gae")
+        if dense and estimator not in DENSE_ESTIMATORS:
+            raise RecipeError(
+                f"{self.where}key 'openrlhf.algo.advantage.estimator' is {estimator!r}, but a reward credits "
+                f"step rewards per token (dense), which needs one of {', '.join(DENSE_ESTIMATORS)}: they "
+                "sum the per-token rewards into returns-to-go (group_norm would rescale only the final "
+                "reward; gae needs a critic). rloo is the unbiased choice."
             )
 
     def _check_policy_loss_flags(self) -> None:
@@ -479,8 +542,10 @@ def parse_plugin_section(section: Any, where: str = "", base_dir: Path | None = 
     }
     data = section.get("data")
     task = section.get("synthetic_task")
+    prm = section.get("prm")
     return PluginConfig(
         data=None if data is None else _parse_data(data, f"{where}key 'plugin.data'", base_dir),
+        prm=None if prm is None else _parse_prm(prm, f"{where}key 'plugin.prm'", base_dir),
         synthetic_task=None if task is None else _parse_task(task, f"{where}key 'plugin.synthetic_task'"),
         accuracy_filter=_parse_range(section.get("accuracy_filter"), f"{where}key 'plugin.accuracy_filter'"),
         device=device,
@@ -533,6 +598,30 @@ def _parse_task(value: Any, where: str) -> SyntheticTaskConfig:
     if not isinstance(value.get("blank", False), bool):
         raise RecipeError(f"{where}.blank must be true or false, got {value['blank']!r}.")
     return SyntheticTaskConfig(**value)
+
+
+def _parse_prm(value: Any, where: str, base_dir: Path | None) -> PRMServerConfig:
+    valid = ("path", "num_gpus", "batch_size", "max_wait_ms")
+    if isinstance(value, str):
+        value = {"path": value}
+    if not isinstance(value, dict):
+        raise RecipeError(f"{where} must be a PRM checkpoint path or a mapping with keys {', '.join(valid)}.")
+    unknown = [k for k in value if k not in valid]
+    if unknown:
+        raise RecipeError(f"{where}: unknown key '{unknown[0]}'. Valid keys: {', '.join(valid)}.")
+    if value.get("path") is None:
+        raise RecipeError(f"{where} needs 'path': a PRM checkpoint (see mm_eureka_plugin.prm.make_prm_checkpoint).")
+    numbers = {"num_gpus": (0, float), "batch_size": (1, int), "max_wait_ms": (0, float)}
+    for key, (least, kind) in numbers.items():
+        number = value.get(key)
+        if number is None:
+            continue
+        ok = isinstance(number, int) if kind is int else isinstance(number, (int, float))
+        if not ok or isinstance(number, bool) or number < least:
+            what = "an integer" if kind is int else "a number"
+            raise RecipeError(f"{where}.{key} must be {what} of at least {least}, got {number!r}.")
+    params = {key: value[key] for key in numbers if value.get(key) is not None}
+    return PRMServerConfig(path=_absolute_path(value["path"], base_dir, f"{where}.path"), **params)
 
 
 def _absolute_path(value: Any, base_dir: Path | None, where: str) -> str | None:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mm_eureka_plugin.config import CONFIG_ENV, OPENRLHF_MODULE, PluginConfig, Recipe, RecipeError
+from mm_eureka_plugin.config import CONFIG_ENV, OPENRLHF_MODULE, PluginConfig, PRMServerConfig, Recipe, RecipeError
 
 logger = logging.getLogger(__name__)
 
@@ -102,12 +102,13 @@ def check_cpu_flags(recipe: Recipe, args: argparse.Namespace) -> None:
             raise RecipeError(f"{recipe.where}key 'openrlhf.{key}' {why}.")
 
 
-def cpu_ray_resources(args: argparse.Namespace) -> dict[str, int]:
+def cpu_ray_resources(args: argparse.Namespace, plugin: PluginConfig) -> dict[str, int]:
     """``ray.init`` resources for a CPU run.
 
     OpenRLHF asks for a ``{"GPU": 1, "CPU": 1}`` slot per model actor and rollout engine; on CPU
-    these are logical: one GPU slot for each, and a CPU slot for each plus the trainer, at least
-    the machine's cores. Each worker's torch still uses the one thread Ray gives it.
+    these are logical: one GPU slot for each, and a CPU slot for each plus the trainer and the
+    PRM server (``plugin.prm``), at least the machine's cores. Each worker's torch still uses the
+    one thread Ray gives it.
     """
     flag = vars(args)
     slots = flag["vllm.num_engines"] * flag["vllm.tensor_parallel_size"]
@@ -118,7 +119,8 @@ def cpu_ray_resources(args: argparse.Namespace) -> dict[str, int]:
         slots += flag["critic.num_nodes"] * flag["critic.num_gpus_per_node"]
     if not (flag["reward.remote_url"] or flag["train.agent_func_path"]):  # then a reward-model group
         slots += flag["reward.num_nodes"] * flag["reward.num_gpus_per_node"]
-    return {"num_gpus": slots, "num_cpus": max(os.cpu_count() or 1, slots + 1)}
+    extra = 1 + (plugin.prm is not None)
+    return {"num_gpus": slots, "num_cpus": max(os.cpu_count() or 1, slots + extra)}
 
 
 def prepare_synthetic_task(recipe: Recipe) -> None:
@@ -214,13 +216,40 @@ def start_metrics_file(recipe: Recipe) -> None:
     logger.info("a new run: the earlier run's metrics are kept in %s", kept)
 
 
+def start_prm(config: PRMServerConfig, cpu: bool) -> Any:
+    """Start the run's PRM server (``plugin.prm``): a GPU unless the run is on CPU or ``num_gpus`` says otherwise."""
+    from mm_eureka_plugin.prm.server import start_prm_server
+
+    num_gpus = config.num_gpus if config.num_gpus is not None else (0 if cpu else 1)
+    logger.info("starting the PRM server: %s on %s", config.path, "CPU" if cpu or not num_gpus else f"{num_gpus} GPU")
+    return start_prm_server(
+        config.path, num_gpus=num_gpus, batch_size=config.batch_size, max_wait_ms=config.max_wait_ms, cpu=cpu
+    )
+
+
 def train(recipe: Recipe, cpu: bool, args: argparse.Namespace) -> None:
     """Run OpenRLHF's ``train_ppo_ray`` with the plugin active (``recipe`` validated, data prepared,
     ``args`` its parsed flags)."""
-    init_ray(recipe.plugin, cpu, **(cpu_ray_resources(args) if cpu else {}))
+    init_ray(recipe.plugin, cpu, **(cpu_ray_resources(args, recipe.plugin) if cpu else {}))
+    # Ray ends an actor when its last handle goes: this one lives as long as the run.
+    prm_server = start_prm(recipe.plugin.prm, cpu) if recipe.plugin.prm is not None else None
     argv = sys.argv
     sys.argv = [OPENRLHF_MODULE, *recipe.openrlhf_argv()]
     try:
         runpy.run_module(OPENRLHF_MODULE, run_name="__main__", alter_sys=True)
     finally:
         sys.argv = argv
+        if prm_server is not None:
+            log_prm_stats(prm_server)
+
+
+def log_prm_stats(server: Any) -> None:
+    """Log the PRM server's counts at the end of a run (requests, solutions, forward batches)."""
+    import ray
+
+    try:
+        stats = ray.get(server.stats.remote(), timeout=30)
+    except Exception as exc:  # the run is over either way
+        logger.warning("PRM server: no statistics (%s: %s)", type(exc).__name__, exc)
+        return
+    logger.info("PRM server: %s", ", ".join(f"{key} {value}" for key, value in stats.items()))

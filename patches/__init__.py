@@ -26,6 +26,7 @@ DEVICE_ENV = "MM_EUREKA_DEVICE"
 PATCHES: dict[str, tuple[str, ...]] = {
     "openrlhf.trainer.ray.ppo_actor": ("ppo_actor",),
     "openrlhf.trainer.ppo_utils.experience_maker": ("experience_maker",),
+    "openrlhf.trainer.ppo_utils.samples_generator": ("samples_generator",),
     "openrlhf.trainer.ppo_trainer": ("ppo_trainer",),
 }
 """Module -> the modules of this package whose ``patch(module)`` adapt it, on every device."""

@@ -11,7 +11,12 @@ with the plugin's reward, which sees the response text, the images and the row's
 - scores the decoded response (special tokens skipped) with the reward, in a thread, and sets
   ``reward``, ``scores`` (the result's ``score``, e.g. accuracy, which OpenRLHF's dynamic filtering
   reads; the reward when the result has none) and ``extra_logs`` (every component, plus
-  ``reward_error`` 0/1 so failures are counted in the step metrics).
+  ``reward_error`` 0/1 so failures are counted in the step metrics);
+- with a dense reward (one that has ``dense = True``, e.g. ``prm`` in ``mode: dense``), maps the
+  result's ``step_rewards`` (character offsets into the decoded response) to the tokens that end
+  those characters and returns them as ``step_rewards`` (observation-token index, value) for
+  every sample (empty when the result has none), which :mod:`mm_eureka_plugin.patches.samples_generator`
+  carries to the experience maker.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from mm_eureka_plugin.checkpoints import vision_special_tokens
 from mm_eureka_plugin.config import PluginConfig
 from mm_eureka_plugin.data.images import load_image
 from mm_eureka_plugin.data.records import decode_label
-from mm_eureka_plugin.rewards import RewardResult, RewardSample, score_samples
+from mm_eureka_plugin.patches.samples_generator import STEP_REWARDS
+from mm_eureka_plugin.rewards import RewardResult, RewardSample, iter_rewards, score_samples
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +48,30 @@ def _probe_sample() -> RewardSample:
     return RewardSample(response="<think>1 + 1 = 2</think><answer>2</answer>", label="2")
 
 
+def step_end_tokens(tokenizer, token_ids: list[int], offsets: list[int]) -> list[int]:
+    """For each character offset ``end`` of ``tokenizer.decode(token_ids, skip_special_tokens=True)``,
+    the index of the token whose decoding reaches character ``end - 1``: the first n with
+    ``len(decode(token_ids[:n])) >= end``, minus one (a binary search, about log2(len) decodes each)."""
+    lengths: dict[int, int] = {}
+
+    def decoded(n: int) -> int:
+        if n not in lengths:
+            lengths[n] = len(tokenizer.decode(token_ids[:n], skip_special_tokens=True))
+        return lengths[n]
+
+    indices = []
+    for end in offsets:
+        low, high = 1, len(token_ids)
+        while low < high:
+            middle = (low + high) // 2
+            if decoded(middle) >= end:
+                high = middle
+            else:
+                low = middle + 1
+        indices.append(max(low - 1, 0))
+    return indices
+
+
 class AgentExecutor(SingleTurnAgentExecutor):
     """OpenRLHF's single-turn rollout with the plugin reward (built from ``MM_EUREKA_PLUGIN_CONFIG``)."""
 
@@ -52,6 +82,7 @@ class AgentExecutor(SingleTurnAgentExecutor):
             raise RuntimeError(f"{__file__} is the plugin's reward executor, but the plugin config chooses no reward.")
         # OpenRLHF concatenates per-sample logs over the batch: every sample must log the same keys.
         self.component_keys = sorted(score_samples(self.reward, [_probe_sample()])[0].components)
+        self.dense = any(getattr(reward, "dense", False) for reward in iter_rewards(self.reward))
         self._banned: list[str] | None = None
 
     def _sampling_params(self, sampling_params, hf_tokenizer):
@@ -65,7 +96,8 @@ class AgentExecutor(SingleTurnAgentExecutor):
         params = self._sampling_params(sampling_params, hf_tokenizer)
         output = await super().execute(prompt, label, params, max_length, hf_tokenizer, llm_engine, images=images)
         start, end = output["action_ranges"][0]
-        response = hf_tokenizer.decode(output["observation_tokens"][start:end], skip_special_tokens=True)
+        response_ids = output["observation_tokens"][start:end]
+        response = hf_tokenizer.decode(response_ids, skip_special_tokens=True)
         answer, metadata = decode_label(label)
         start_time = time.perf_counter()
         result = await asyncio.to_thread(self._score, response, answer, prompt, images, metadata)
@@ -74,6 +106,9 @@ class AgentExecutor(SingleTurnAgentExecutor):
         output.update(
             reward=result.reward, scores=result.reward if result.score is None else result.score, extra_logs=logs
         )
+        if self.dense:
+            ends = step_end_tokens(hf_tokenizer, response_ids, [offset for offset, _ in result.step_rewards or []])
+            output[STEP_REWARDS] = [(start + i, value) for i, (_, value) in zip(ends, result.step_rewards or [])]
         return output
 
     def _score(self, response: str, answer: str, prompt: str, images, metadata: dict) -> RewardResult:

@@ -226,8 +226,8 @@ def test_a_synthetic_task_provides_the_model_and_the_data_under_the_output_dir(t
     args = parse_flags(recipe.with_plugin_flags().openrlhf_argv())
     # One logical GPU slot per engine and actor (a reward executor means no reward-model group),
     # and a CPU slot more for the trainer.
-    assert cpu_ray_resources(args)["num_gpus"] == 2
-    assert cpu_ray_resources(args)["num_cpus"] >= 3
+    assert cpu_ray_resources(args, PluginConfig())["num_gpus"] == 2
+    assert cpu_ray_resources(args, PluginConfig())["num_cpus"] >= 3
 
 
 @pytest.mark.parametrize(
@@ -268,3 +268,64 @@ def test_an_accuracy_filter_from_zero_passes_openrlhfs_parser(tmp_path):
     install(cpu=True)
     args = vars(parse_flags(argv))
     assert args["algo.dynamic_filtering_range"] == [-1e-6, 1 + 1e-6]
+
+
+PRM_REWARD = (
+    "  reward:\n    name: weighted\n    components:\n      - {name: accuracy}\n      - {name: prm, weight: 0.5%s}\n"
+)
+
+
+def test_the_prm_server_section_is_parsed_with_its_path_made_absolute(tmp_path):
+    recipe = load_recipe(
+        write(tmp_path, "plugin:\n" + PRM_REWARD % "" + "  prm: {path: ckpt/prm, num_gpus: 0.5, batch_size: 4}\n")
+    )
+    recipe.validate()
+    prm = recipe.plugin.prm
+    assert prm.path == str(tmp_path / "ckpt" / "prm") and prm.num_gpus == 0.5 and prm.batch_size == 4
+    assert prm.max_wait_ms == 20.0
+    assert parse_plugin_section(recipe.plugin.to_dict()) == recipe.plugin  # it reaches Ray workers intact
+    assert load_recipe(write(tmp_path, "plugin:\n  prm: /abs/prm\n" + PRM_REWARD % "")).plugin.prm.path == "/abs/prm"
+
+
+@pytest.mark.parametrize(
+    ("prm", "message"),
+    [
+        ("{num_gpus: 1}", r"plugin.prm' needs 'path'"),
+        ("{path: p, batch_size: 2.5}", r"plugin.prm'.batch_size must be an integer of at least 1"),
+        ("{path: p, num_gpus: -1}", r"plugin.prm'.num_gpus must be a number of at least 0"),
+        ("{path: p, gpus: 1}", r"unknown key 'gpus'"),
+    ],
+)
+def test_a_bad_prm_server_section_names_the_key(tmp_path, prm, message):
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(write(tmp_path, f"plugin:\n  prm: {prm}\n"))
+
+
+def test_the_prm_reward_and_the_prm_server_come_together(tmp_path):
+    with pytest.raises(RecipeError, match=r"uses the prm reward.*set 'plugin.prm: \{path"):
+        load_recipe(write(tmp_path, "plugin:\n" + PRM_REWARD % "")).validate()
+    with pytest.raises(RecipeError, match="plugin.prm' starts a PRM server, but no reward uses it"):
+        load_recipe(write(tmp_path, "plugin:\n  reward: weighted\n  prm: /p\n")).validate()
+    # A prm reward with its own checkpoint scores in-process: no server needed.
+    load_recipe(write(tmp_path, "plugin:\n" + PRM_REWARD % ", path: /p")).validate()
+
+
+@pytest.mark.parametrize(
+    ("estimator", "ok"), [("rloo", True), ("reinforce", True), ("group_norm", False), (None, False)]
+)
+def test_dense_step_rewards_need_an_estimator_of_returns_to_go(tmp_path, estimator, ok):
+    flags = f"openrlhf:\n  algo.advantage.estimator: {estimator}\n" if estimator else ""
+    recipe = load_recipe(write(tmp_path, flags + "plugin:\n" + PRM_REWARD % ", mode: dense" + "  prm: /p\n"))
+    if ok:
+        recipe.validate()
+    else:
+        with pytest.raises(RecipeError, match=f"is {(estimator or 'gae')!r}, but a reward credits step rewards"):
+            recipe.validate()
+    load_recipe(write(tmp_path, flags + "plugin:\n" + PRM_REWARD % "" + "  prm: /p\n")).validate()  # sequence
+
+
+def test_dense_step_rewards_refuse_advantage_weights(tmp_path):
+    text = "openrlhf:\n  algo.advantage.estimator: dr_grpo\nplugin:\n" + PRM_REWARD % ", mode: dense"
+    recipe = load_recipe(write(tmp_path, text + "  prm: /p\n  advantage_weight: std\n"))
+    with pytest.raises(RecipeError, match="plugin.advantage_weight' weights group-centred rewards"):
+        recipe.validate()

@@ -54,7 +54,7 @@ SETTINGS_FILE = "eval.json"
 RESULTS_FILE = "results.jsonl"
 CANDIDATES_FILE = "candidates.jsonl"
 """The candidates ``policy`` generates, in ``OUT_DIR``."""
-POLICY_KEYS = ("path", "n", "temperature", "top_p", "max_new_tokens", "seed")
+POLICY_KEYS = ("path", "n", "temperature", "top_p", "max_new_tokens", "seed", "backend")
 ANSWER_CHARS = 1000
 """Characters of a response's answer text kept for voting (the accuracy reward reads as many)."""
 MAX_LISTED = 10
@@ -106,10 +106,11 @@ def run_evaluation(
             raise EvalError(f"policy needs exactly the keys {', '.join(POLICY_KEYS)}; got {', '.join(sorted(policy))}.")
         if not Path(policy["path"]).is_dir():
             raise EvalError(f"{policy['path']}: no such policy checkpoint directory.")
-        from mm_eureka_plugin.prm.generate import check_sampling
+        from mm_eureka_plugin.prm.generate import check_sampling, choose_backend
 
-        check_sampling(**{key: value for key, value in policy.items() if key not in ("path", "seed")})
-        policy = {**policy, "path": str(Path(policy["path"]).resolve())}
+        check_sampling(**{key: value for key, value in policy.items() if key not in ("path", "seed", "backend")})
+        # The backend that will run is recorded: samples differ between backends.
+        policy = {**policy, "path": str(Path(policy["path"]).resolve()), "backend": choose_backend(policy["backend"])}
         candidates = Path(out_dir) / CANDIDATES_FILE
     benchmark, candidates, out_dir = Path(benchmark), Path(candidates), Path(out_dir)
     if batch_size < 1:

@@ -5,13 +5,17 @@
 per problem, appended and flushed as each problem finishes. A rerun skips the ids already in the
 file (a truncated last line is dropped with a warning, and its problem generated again).
 
-The backend is transformers ``generate`` (CUDA in bfloat16 when available, else CPU in float32),
-one problem at a time. A vLLM backend is not written yet, even where vLLM is installed.
+Backends (:data:`BACKENDS`), one problem at a time, with the same sampling settings: ``vllm``
+(``vllm.LLM``, a problem's n samples in one request; ``auto`` picks it where vLLM is installed and
+CUDA is available) and ``transformers`` (``generate``, CUDA in bfloat16 when available, else CPU in
+float32). Neither applies the checkpoint's own sampling defaults (e.g. Qwen's top_k and
+repetition penalty): only the settings given here.
 
 Each problem's sampling is seeded from ``(seed, problem index)``, so a resumed run writes the same
-samples as an uninterrupted one. Per problem: the processor's chat template over the record's
-messages (generation prompt added), its images on MM-Eureka's pixel budget (as training, rollout
-and the evaluation's judging see them), and the vision special tokens suppressed, as in rollouts.
+samples as an uninterrupted one (with the same backend). Per problem: the processor's chat template
+over the record's messages (generation prompt added), its images on MM-Eureka's pixel budget (as
+training, rollout and the evaluation's judging see them), and the vision special tokens banned,
+as in rollouts.
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ from mm_eureka_plugin.data.records import PromptRecord
 
 logger = logging.getLogger(__name__)
 
-BACKEND = "transformers"
-"""The generation backend :func:`generate_candidates` uses."""
+BACKENDS = ("auto", "vllm", "transformers")
+"""``auto``: vllm where it is installed and CUDA is available, else transformers."""
 SEED_STRIDE = 1_000_003
 """A problem's seed is ``seed * SEED_STRIDE + index``: distinct per (seed, index) for indexes below it."""
 
@@ -46,15 +50,16 @@ def generate_candidates(
     max_new_tokens: int = 1024,
     batch_size: int = 8,
     seed: int = 0,
+    backend: str = "auto",
     progress: bool = False,
 ) -> Path:
     """Append ``n`` responses of the ``policy`` checkpoint for every problem of ``records`` (id ->
     record, in benchmark order) not yet in ``out``; returns ``out`` (see the module docstring).
 
-    ``batch_size`` is the most sequences in one ``generate`` call (a problem's ``n`` samples are
-    split into chunks of it). ``temperature`` 0 is greedy decoding. Raises ``EvalError`` naming the
-    benchmark row for an image that cannot be loaded, or the line of ``out`` that is not a
-    candidates row.
+    ``batch_size`` is the most sequences in one transformers ``generate`` call (a problem's ``n``
+    samples are split into chunks of it). ``temperature`` 0 is greedy decoding. ``backend`` one of
+    :data:`BACKENDS`. Raises ``EvalError`` naming the benchmark row for an image that cannot be
+    loaded, the line of ``out`` that is not a candidates row, or a backend that cannot run here.
     """
     from mm_eureka_plugin.prm.evaluation import EvalError
 
@@ -66,7 +71,13 @@ def generate_candidates(
     todo = [(index, pid) for index, pid in enumerate(records) if pid not in done]
     if not todo:
         return out
-    generator = _Generator(policy, temperature, top_p, max_new_tokens, batch_size)
+    chosen = choose_backend(backend)
+    logger.info("generating candidates with the %s backend", chosen)
+    if chosen == "vllm":
+        max_images = max(len(records[pid].images) for _, pid in todo)
+        generator = _VLLMGenerator(policy, temperature, top_p, max_new_tokens, max_images)
+    else:
+        generator = _Generator(policy, temperature, top_p, max_new_tokens, batch_size)
     bar = tqdm(
         total=len(records),
         initial=len(records) - len(todo),
@@ -83,6 +94,28 @@ def generate_candidates(
             lines.flush()
             bar.update()
     return out
+
+
+def choose_backend(backend: str) -> str:
+    """The backend to use for ``backend`` (one of :data:`BACKENDS`); ``EvalError`` if it cannot run here."""
+    import importlib.util
+
+    import torch
+
+    from mm_eureka_plugin.prm.evaluation import EvalError
+
+    if backend not in BACKENDS:
+        raise EvalError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}.")
+    try:
+        has_vllm = importlib.util.find_spec("vllm") is not None
+    except ValueError:  # a module put in sys.modules without a spec
+        has_vllm = sys.modules.get("vllm") is not None
+    if backend == "auto":
+        return "vllm" if has_vllm and torch.cuda.is_available() else "transformers"
+    if backend == "vllm" and not (has_vllm and torch.cuda.is_available()):
+        missing = "vLLM is not installed (pip install '.[gpu]')" if not has_vllm else "CUDA is not available"
+        raise EvalError(f"--backend vllm: {missing}. Use --backend transformers (or auto).")
+    return backend
 
 
 def check_sampling(*, n: int, temperature: float, top_p: float, max_new_tokens: int) -> None:
@@ -113,6 +146,55 @@ def vision_token_ids(processor) -> list[int]:
     return sorted(i for i in ids if i is not None and i != tokenizer.unk_token_id)
 
 
+def prompt_and_images(processor, record: PromptRecord) -> tuple[str, list[Any]]:
+    """A record's chat-templated prompt (generation prompt added) and its images on the pixel budget;
+    ``EvalError`` naming the row for an image that cannot be loaded."""
+    from mm_eureka_plugin.data.convert import load_record_images
+    from mm_eureka_plugin.data.images import ImageError
+    from mm_eureka_plugin.prm.evaluation import EvalError
+
+    try:
+        images = load_record_images(record)
+    except ImageError as exc:
+        raise EvalError(f"benchmark row {record.row}: {exc}") from None
+    return processor.apply_chat_template(record.messages, add_generation_prompt=True, tokenize=False), images
+
+
+class _VLLMGenerator:
+    """A policy checkpoint in vLLM, generating a problem's n samples in one request."""
+
+    def __init__(self, policy: str | Path, temperature: float, top_p: float, max_new_tokens: int, max_images: int):
+        from transformers import AutoProcessor, GenerationConfig
+        from vllm import LLM
+
+        from mm_eureka_plugin.tiny_vlm import register_processor
+
+        register_processor()
+        self.processor = AutoProcessor.from_pretrained(str(policy))
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        try:
+            generation_config = GenerationConfig.from_pretrained(str(policy))
+        except OSError:  # no generation_config.json: the tokenizer's eos alone
+            generation_config = None
+        self.sampling = {
+            "temperature": temperature,
+            "top_p": top_p,
+            "max_tokens": max_new_tokens,
+            "stop_token_ids": stop_token_ids(generation_config, tokenizer),
+            "bad_words": vision_special_tokens(self.processor),
+        }
+        # generation_config="vllm": vLLM's own defaults, not the checkpoint's sampling settings.
+        self.llm = LLM(model=str(policy), limit_mm_per_prompt={"image": max_images}, generation_config="vllm")
+
+    def generate(self, record: PromptRecord, n: int, seed: int) -> list[str]:
+        from vllm import SamplingParams
+
+        prompt, images = prompt_and_images(self.processor, record)
+        request = {"prompt": prompt, "multi_modal_data": {"image": images}} if images else {"prompt": prompt}
+        (output,) = self.llm.generate([request], SamplingParams(n=n, seed=seed, **self.sampling), use_tqdm=False)
+        return [completion.text for completion in output.outputs]
+
+
 class _Generator:
     """A policy checkpoint and its processor, generating a problem's samples with transformers."""
 
@@ -130,7 +212,7 @@ class _Generator:
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.tokenizer.padding_side = "left"
         self.model = load_model(str(policy), dtype).to(self.device).eval()
-        self.eos_token_ids = eos = stop_token_ids(self.model, self.tokenizer)
+        self.eos_token_ids = eos = stop_token_ids(self.model.generation_config, self.tokenizer)
         pad = self.tokenizer.pad_token_id
         sample = temperature > 0
         # Every sampling value set explicitly: transformers fills unset ones from the checkpoint's
@@ -151,15 +233,7 @@ class _Generator:
     def generate(self, record: PromptRecord, n: int, seed: int) -> list[str]:
         import torch
 
-        from mm_eureka_plugin.data.convert import load_record_images
-        from mm_eureka_plugin.data.images import ImageError
-        from mm_eureka_plugin.prm.evaluation import EvalError
-
-        try:
-            images = load_record_images(record)
-        except ImageError as exc:
-            raise EvalError(f"benchmark row {record.row}: {exc}") from None
-        prompt = self.processor.apply_chat_template(record.messages, add_generation_prompt=True, tokenize=False)
+        prompt, images = prompt_and_images(self.processor, record)
         torch.manual_seed(seed)
         responses: list[str] = []
         while len(responses) < n:

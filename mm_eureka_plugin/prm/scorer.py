@@ -32,11 +32,17 @@ class PRMCheckpointError(ValueError):
 
 @dataclass(frozen=True)
 class PRMInput:
-    """One solution to score: the prompt (a question, or chat messages), its steps, and the images."""
+    """One solution to score: the prompt, its steps, and the prompt's images.
+
+    ``prompt`` is a question (put after the images in a user turn and chat-templated), chat
+    messages (templated), or, with ``templated=True``, the full prompt text as the policy saw it
+    (chat template applied, one image placeholder per image).
+    """
 
     prompt: str | list[dict[str, Any]]
     steps: Sequence[str]
     images: Sequence[Any] = field(default_factory=tuple)
+    templated: bool = False
 
 
 def tagged_solution(steps: Sequence[str]) -> str:
@@ -98,6 +104,8 @@ class PRMScorer:
     def text(self, item: PRMInput) -> str:
         """The full text the model reads for ``item``: the templated prompt, then the tagged steps."""
         messages = item.prompt
+        if item.templated:
+            return f"{messages}{tagged_solution(item.steps)}"
         if isinstance(messages, str):
             content = [{"type": "image"} for _ in item.images] + [{"type": "text", "text": messages}]
             messages = [{"role": "user", "content": content}]

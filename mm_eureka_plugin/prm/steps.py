@@ -10,7 +10,7 @@ Contract of a splitter: ``splitter(solution: str) -> list[Step]``, steps in orde
 - ``step.text`` is non-empty and has no surrounding whitespace;
 - ``solution[step.start:step.end] == step.text``: offsets are characters of the ORIGINAL
   solution, kept so that a step's score can be credited at the token that ends the step (dense
-  PRM rewards map ``step.end`` to a token through the tokenizer's offset mapping);
+  PRM rewards: the rollout executor maps ``step.end`` to the token whose decoding reaches it);
 - if nothing matches the splitter's layout but the solution has non-whitespace text, the whole
   stripped solution is one step; an empty or all-whitespace solution gives ``[]``;
 - no string makes a splitter raise, and the time is linear in the length of the solution (the

@@ -33,7 +33,9 @@ class RewardResult:
 
     ``reward`` is the scalar used for training; ``components`` named scores logged per step
     (e.g. ``accuracy``, ``format``); ``score`` in [0, 1] feeds online filtering (None: no
-    opinion); ``step_rewards`` (token offset, value) pairs for dense PRM credit; ``error`` says
+    opinion); ``step_rewards`` (character offset in ``response`` where a step ends, value) pairs
+    for dense credit, used in training when the reward has ``dense = True`` (each value is added at
+    the token that ends the step, see ``patches/agent_executor.py``); ``error`` says
     why the reward could not be computed (the reward is then 0 and the error is counted).
     """
 

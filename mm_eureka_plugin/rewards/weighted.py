@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from mm_eureka_plugin.registry import ComponentError, resolve
@@ -79,6 +80,14 @@ class WeightedReward:
             step_rewards=sorted(steps) if steps else None,
             error="; ".join(errors) or None,
         )
+
+
+def iter_rewards(reward: Any) -> Iterator[Any]:
+    """``reward`` and, if it is a :class:`WeightedReward`, every reward it combines, depth first."""
+    yield reward
+    if isinstance(reward, WeightedReward):
+        for sub in reward.rewards:
+            yield from iter_rewards(sub)
 
 
 def _check_entry(i: int, entry: Any) -> tuple[str, float, dict[str, Any]]:

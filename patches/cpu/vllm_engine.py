@@ -111,7 +111,7 @@ class CPURolloutActor:
         self.image_processor = getattr(processor, "image_processor", None)
         self.image_token_id = getattr(config, "image_token_id", None)
         self.video_token_id = getattr(config, "video_token_id", None)
-        self.eos_token_ids = stop_token_ids(self.model, self.tokenizer)
+        self.eos_token_ids = stop_token_ids(self.model.generation_config, self.tokenizer)
         pad = self.tokenizer.pad_token_id
         self.pad_token_id = pad if pad is not None else self.eos_token_ids[0]
         self.parameters = dict(self.model.named_parameters())

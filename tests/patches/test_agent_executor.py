@@ -228,3 +228,44 @@ def test_fake_vllm_openrlhf_dynamic_filtering_keeps_groups_by_mean_accuracy(
     for exp in experiences:
         by_answer.setdefault(exp.labels[0], []).append(exp.info["accuracy"].item())
     assert sorted(sum(v) / len(v) for v in by_answer.values()) == [0.25, 0.5]
+
+
+def test_step_end_tokens_are_the_tokens_that_reach_each_step_end(processor):
+    from mm_eureka_plugin.patches.agent_executor import step_end_tokens
+
+    tokenizer = processor.tokenizer
+    text = "Step 1: √9 = 3 (三).\n\nStep 2: so x² = 9 → x = ±3.<|im_end|>"
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    decoded = tokenizer.decode(ids, skip_special_tokens=True)
+    ends = [decoded.index("(三).") + 4, decoded.index("±3.") + 3, 1, len(decoded)]
+    for end, index in zip(ends, step_end_tokens(tokenizer, ids, ends), strict=True):
+        assert len(tokenizer.decode(ids[: index + 1], skip_special_tokens=True)) >= end
+        assert len(tokenizer.decode(ids[:index], skip_special_tokens=True)) < end
+
+
+def test_fake_vllm_rollout_with_a_dense_prm_returns_step_rewards_at_the_steps_last_tokens(
+    plugin_env, processor, image_path, prm_dir
+):
+    prm = {"name": "prm", "weight": 0.5, "mode": "dense", "path": str(prm_dir)}
+    executor = load_executor(plugin_env, {"name": "weighted", "components": [{"name": "accuracy"}, prm]})
+    response = "<step>1 + 1 means two ones.</step><step>Together they make 2.</step><answer>$2$</answer>"
+    engine = FakeVLLMEngine(processor.tokenizer, [response])
+    output = execute(executor, processor, engine, "2", [image_path])
+
+    assert executor.dense and output["reward"] == 1.0  # accuracy; the PRM's credit is per step
+    (start, end), tokens = output["action_ranges"][0], output["observation_tokens"]
+    positions = [index for index, _ in output["step_rewards"]]
+    assert len(positions) == 3 and all(start <= p < end for p in positions)
+    decode = processor.tokenizer.decode
+    for position, step_end in zip(positions, ["two ones.", "make 2.", "<answer>$2$"], strict=True):
+        # the first token whose text completes the step (it may carry what follows, e.g. ".</")
+        assert step_end in decode(tokens[start : position + 1]) and step_end not in decode(tokens[start:position])
+    values = [value for _, value in output["step_rewards"]]
+    assert all(0 < value < 0.5 for value in values)  # weight 0.5 times a score in (0, 1)
+    assert output["extra_logs"]["prm"] == pytest.approx(min(values) / 0.5, abs=1e-6)
+
+
+def test_fake_vllm_rollout_without_a_dense_reward_returns_no_step_rewards(plugin_env, processor, image_path):
+    executor = load_executor(plugin_env, "weighted")
+    output = execute(executor, processor, FakeVLLMEngine(processor.tokenizer, [RIGHT]), "2", [image_path])
+    assert not executor.dense and "step_rewards" not in output

@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from mm_eureka_plugin.cli import main
-from mm_eureka_plugin.prm.scorer import make_prm_checkpoint
 from mm_eureka_plugin.prm.steps import TagSplitter
 
 # id -> (subject, gold, question, image colours, answers of the 3 candidates)
@@ -101,11 +100,6 @@ def test_baselines_per_subject_are_exact_and_the_report_is_written(benchmark, tm
     }
     settings = json.loads((out / "eval.json").read_text())
     assert settings["reward"] == "accuracy" and settings["prm"] is None and settings["format"] == "openrlhf"
-
-
-@pytest.fixture(scope="module")
-def prm_dir(tiny_vlm_dir, tmp_path_factory):
-    return make_prm_checkpoint(tiny_vlm_dir, tmp_path_factory.mktemp("prm"))
 
 
 def test_the_prm_scores_every_step_and_its_picks_are_reported(benchmark, prm_dir, tmp_path, capsys):

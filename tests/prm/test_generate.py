@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+import types
 
 import pytest
 from PIL import Image
@@ -70,6 +72,7 @@ def test_policy_candidates_are_generated_evaluated_and_resumed_identically(
         "top_p": 1.0,
         "max_new_tokens": 6,
         "seed": 7,
+        "backend": "transformers",  # auto, without CUDA
     }
     assert settings["candidates"] == str((out / "candidates.jsonl").resolve())
 
@@ -115,3 +118,74 @@ def test_bad_sampling_settings_are_refused_before_the_out_dir_is_made(benchmark,
     assert main(argv) == 2
     assert "--n must be at least 1" in capsys.readouterr().err
     assert not out.exists()
+
+
+class FakeLLM:
+    """Stands in for vllm.LLM (no vLLM or GPU here): records the engine and every request."""
+
+    instances: list = []
+
+    def __init__(self, **kwargs):
+        self.kwargs, self.requests = kwargs, []
+        FakeLLM.instances.append(self)
+
+    def generate(self, requests, params, use_tqdm=True):
+        self.requests.append((requests, params))
+        texts = [f"<answer>{params.seed}-{i}</answer>" for i in range(params.n)]
+        return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=t) for t in texts]) for _ in requests]
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    import torch
+
+    module = types.ModuleType("vllm")
+    module.LLM = FakeLLM
+    module.SamplingParams = lambda **kwargs: types.SimpleNamespace(**kwargs)
+    monkeypatch.setitem(sys.modules, "vllm", module)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    FakeLLM.instances = []
+    return FakeLLM
+
+
+def test_fake_vllm_backend_gets_the_templated_prompt_images_and_sampling_settings(
+    benchmark, tiny_vlm_dir, tmp_path, capsys, fake_vllm
+):
+    from mm_eureka_plugin.prm.generate import SEED_STRIDE
+    from mm_eureka_plugin.tiny_vlm import load_processor
+
+    out = tmp_path / "out"
+    rows = [json.loads(line) for line in run(benchmark, tiny_vlm_dir, out, capsys, "--temperature", "0.7").splitlines()]
+    (llm,) = fake_vllm.instances  # auto chose vllm: it is importable and "CUDA" is available
+    assert llm.kwargs == {
+        "model": str(tiny_vlm_dir.resolve()),
+        "limit_mm_per_prompt": {"image": 2},  # the most images of a problem
+        "generation_config": "vllm",  # not the checkpoint's sampling defaults
+    }
+    processor = load_processor(tiny_vlm_dir)
+    for index, ((request,), params) in enumerate(llm.requests):
+        assert request["prompt"].count("<|image_pad|>") == [1, 2, 0][index]  # chat template, one pad per image
+        assert request["prompt"].endswith("<|im_start|>assistant\n")
+        assert [im.size for im in request.get("multi_modal_data", {}).get("image", [])] == [(56, 56)] * [1, 2, 0][index]
+        assert (params.n, params.seed, params.temperature, params.top_p, params.max_tokens) == (
+            N,
+            7 * SEED_STRIDE + index,
+            0.7,
+            1.0,
+            6,
+        )
+        assert "<|image_pad|>" in params.bad_words and "<|im_end|>" not in params.bad_words
+        assert processor.tokenizer.convert_tokens_to_ids("<|im_end|>") in params.stop_token_ids
+    assert rows[1]["responses"] == [f"<answer>{7 * SEED_STRIDE + 1}-{i}</answer>" for i in range(N)]
+    assert json.loads((out / "eval.json").read_text())["policy"]["backend"] == "vllm"
+
+    # The same directory with the transformers backend would mix samples of two backends: refused.
+    argv = ["eval", str(benchmark), "--policy", str(tiny_vlm_dir), "--out", str(out), *SAMPLING]
+    assert main([*argv, "--temperature", "0.7", "--backend", "transformers"]) == 2
+    assert "backend" in capsys.readouterr().err
+
+
+def test_the_vllm_backend_without_cuda_is_refused_with_the_fix(benchmark, tiny_vlm_dir, tmp_path, capsys):
+    argv = ["eval", str(benchmark), "--policy", str(tiny_vlm_dir), "--out", str(tmp_path / "o"), "--backend", "vllm"]
+    assert main(argv) == 2
+    assert "--backend vllm: " in capsys.readouterr().err and not (tmp_path / "o").exists()

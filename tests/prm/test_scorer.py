@@ -10,7 +10,6 @@ from mm_eureka_plugin.prm.scorer import (
     PRMCheckpointError,
     PRMInput,
     PRMScorer,
-    make_prm_checkpoint,
     tagged_solution,
 )
 
@@ -20,11 +19,6 @@ STEPS = [
     "So the perimeter is 3 + 4 + 5 = 12.",
     "The answer is 12.",
 ]
-
-
-@pytest.fixture(scope="module")
-def prm_dir(tiny_vlm_dir, tmp_path_factory):
-    return make_prm_checkpoint(tiny_vlm_dir, tmp_path_factory.mktemp("prm"))
 
 
 @pytest.fixture(scope="module")
