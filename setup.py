@@ -56,6 +56,7 @@ setup(
         "pillow",
         "pluggy",
         "pyyaml",
+        "requests",
     ],
     extras_require={
         "gpu": ["openrlhf==0.11.2", "vllm==0.29.0", "flash-attn==2.8.3"],

@@ -4,6 +4,7 @@ from mm_eureka_plugin import hookimpl
 from mm_eureka_plugin.data.formats import MMK12Jsonl, MMK12Parquet, OpenRLHFRows
 from mm_eureka_plugin.losses import CappedPPOLoss, ClipFilterLikeWeight, CPGDLoss, EqualWeight, StdWeight
 from mm_eureka_plugin.prm import aggregate
+from mm_eureka_plugin.prm.judges import MathVerifyJudge, OpenAICompatibleJudge
 from mm_eureka_plugin.prm.steps import BlankLineSplitter, StepKSplitter, TagSplitter
 from mm_eureka_plugin.rewards import AccuracyReward, FormatReward, PRMReward, WeightedReward
 
@@ -45,3 +46,8 @@ def mm_eureka_prm_aggregators() -> dict:
         "sum_logit": aggregate.sum_logit_aggregator,
         "mean_odds": aggregate.mean_odds_aggregator,
     }
+
+
+@hookimpl
+def mm_eureka_judges() -> dict:
+    return {"math_verify": MathVerifyJudge, "openai_compatible": OpenAICompatibleJudge}

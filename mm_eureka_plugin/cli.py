@@ -15,6 +15,7 @@ from mm_eureka_plugin.patches import OpenRLHFVersionError
 from mm_eureka_plugin.plot import PlotError
 from mm_eureka_plugin.prm.evaluation import EvalError
 from mm_eureka_plugin.prm.generate import BACKENDS
+from mm_eureka_plugin.prm.train import PRMTrainError
 from mm_eureka_plugin.registry import KINDS, ComponentError, registry
 from mm_eureka_plugin.rewards.score import ScoreFileError
 
@@ -163,6 +164,94 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prm_annotate(args: argparse.Namespace) -> int:
+    """Label steps of every problem with OmegaPRM; print what was done."""
+    from mm_eureka_plugin.prm.annotate import annotate
+    from mm_eureka_plugin.prm.judges import JudgeUnavailable
+    from mm_eureka_plugin.prm.mcts import SearchConfig
+
+    try:
+        config = SearchConfig(
+            k=args.k,
+            alpha=args.alpha,
+            beta=args.beta,
+            length_scale=args.length_scale,
+            c_puct=args.c_puct,
+            max_searches=args.max_searches,
+            max_rollouts=args.max_rollouts,
+        )
+    except ValueError as exc:
+        raise EvalError(f"search settings: {exc}") from None
+    try:
+        summary = annotate(
+            args.data,
+            args.out,
+            policy=args.policy,
+            config=config,
+            data_format=args.format,
+            format_params=_format_params(args),
+            judge=args.judge,
+            judge_params=dict(_key_value(item) for item in args.judge_arg),
+            splitter=args.splitter,
+            backend=args.backend,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            max_new_tokens=args.max_new_tokens,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            progress=True,
+        )
+    except JudgeUnavailable as exc:
+        print(f"mm-eureka: error: {exc}. Finished trees are kept in {args.out}; rerun to continue.", file=sys.stderr)
+        return 2
+    print(
+        f"searched {summary.searched} problems ({summary.labelled_nodes} labelled states, {summary.rollouts} "
+        f"rollouts), skipped {summary.skipped}, {summary.already_done} already in {args.out}"
+    )
+    return 0
+
+
+def cmd_prm_build_data(args: argparse.Namespace) -> int:
+    """Write PRM training rows from annotated trees; print the counts."""
+    from mm_eureka_plugin.prm.build_data import build_data
+
+    summary = build_data(
+        args.data,
+        args.trees,
+        args.out,
+        data_format=args.format,
+        format_params=_format_params(args),
+        balance=not args.no_balance,
+        seed=args.seed,
+    )
+    print(
+        f"wrote {summary.positives + summary.negatives} paths to {args.out}: {summary.positives} positive, "
+        f"{summary.negatives} negative ({summary.dropped_to_balance} dropped to balance, {summary.duplicates} "
+        f"duplicates, {summary.trees_without_paths} trees without a path)"
+    )
+    return 0
+
+
+def cmd_prm_train(args: argparse.Namespace) -> int:
+    """Train a PRM from a recipe; print where the checkpoint is."""
+    from mm_eureka_plugin.prm.train import load_config, train
+
+    config = load_config(args.recipe, args.set)
+    losses = train(config)
+    print(f"PRM checkpoint in {config.output_dir} (loss {losses[0]:.4f} -> {losses[-1]:.4f} over {len(losses)} steps)")
+    return 0
+
+
+def _key_value(item: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE read as YAML (numbers, booleans, strings)."""
+    import yaml
+
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise EvalError(f"--judge-arg {item!r}: expected KEY=VALUE, e.g. url=http://localhost:8000/v1.")
+    return key, yaml.safe_load(value)
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     """Draw a run's metrics.jsonl as a PNG of small panels; print the PNG's path."""
     from mm_eureka_plugin.plot import plot_run
@@ -289,6 +378,57 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.set_defaults(func=cmd_eval)
 
+    prm = sub.add_parser("prm", help="MM-PRM data: step labels by Monte Carlo tree search").add_subparsers(
+        dest="prm_command", required=True
+    )
+    ann = prm.add_parser("annotate", help="OmegaPRM search per problem: one tree per line of OUT (resumable)")
+    ann.add_argument("data", help="problems: a data file (.jsonl or .parquet) with gold answers")
+    ann.add_argument("--policy", required=True, metavar="POLICY_DIR", help="policy checkpoint that writes rollouts")
+    ann.add_argument("--out", required=True, metavar="TREES.jsonl", help="output: one JSON tree per problem")
+    ann.add_argument("--format", help="data_format of the problems (default: detected from the columns)")
+    ann.add_argument("--system-prompt", help="mm-eureka-7b, mm-eureka-32b, none, or literal text")
+    ann.add_argument("--judge", default="math_verify", help="judge of final answers (default: math_verify)")
+    ann.add_argument(
+        "--judge-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="judge parameter, repeatable, e.g. --judge openai_compatible --judge-arg url=http://host:8000/v1 "
+        "--judge-arg model=qwen",
+    )
+    ann.add_argument("--splitter", default="tags", help="step_splitter of the policy's solutions (default: tags)")
+    ann.add_argument("--k", type=int, default=16, help="rollouts per Monte Carlo estimate (default: 16)")
+    ann.add_argument("--alpha", type=float, default=0.5, help="Q = alpha^(1-MC) * beta^(words/L) (default: 0.5)")
+    ann.add_argument("--beta", type=float, default=0.9, help="see --alpha (default: 0.9)")
+    ann.add_argument("--length-scale", type=float, default=2000.0, help="L, in words (default: 2000)")
+    ann.add_argument("--c-puct", type=float, default=0.125, help="exploration weight of U (default: 0.125)")
+    ann.add_argument("--max-searches", type=int, default=200, help="binary searches per problem (default: 200)")
+    ann.add_argument("--max-rollouts", type=int, default=1000, help="rollouts per problem (default: 1000)")
+    ann.add_argument("--backend", choices=BACKENDS, default="auto", help="vllm, transformers, or auto (default)")
+    ann.add_argument("--temperature", type=float, default=1.0, help="rollout sampling (default: 1.0)")
+    ann.add_argument("--top-p", type=float, default=1.0, help="rollout sampling (default: 1.0)")
+    ann.add_argument("--max-new-tokens", type=int, default=1024, help="per rollout (default: 1024)")
+    ann.add_argument("--batch-size", type=int, default=16, help="sequences per transformers call (default: 16)")
+    ann.add_argument("--seed", type=int, default=0, help="each problem is seeded from (seed, its index) (default: 0)")
+    ann.set_defaults(func=cmd_prm_annotate)
+    build = prm.add_parser("build-data", help="PRM training rows (a path per line, MC labels) from annotate's trees")
+    build.add_argument("data", help="the problems file that was annotated")
+    build.add_argument("trees", help="mm-eureka prm annotate output")
+    build.add_argument("--out", required=True, metavar="ROWS.jsonl", help="training rows; images go to ROWS.images/")
+    build.add_argument("--format", help="data_format of the problems (default: detected from the columns)")
+    build.add_argument("--system-prompt", help="mm-eureka-7b, mm-eureka-32b, none, or literal text")
+    build.add_argument(
+        "--no-balance", action="store_true", help="keep every path (default: as many positive as negative paths)"
+    )
+    build.add_argument("--seed", type=int, default=0, help="seed of the balancing subsample (default: 0)")
+    build.set_defaults(func=cmd_prm_build_data)
+    prm_train = prm.add_parser(
+        "train", help="soft-label PRM training on build-data rows (one process; torchrun for several GPUs)"
+    )
+    prm_train.add_argument("recipe", help="PRM training recipe, e.g. recipes/mm-prm-qwen2.5vl-7b.yaml")
+    prm_train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
+    prm_train.set_defaults(func=cmd_prm_train)
+
     plot = sub.add_parser("plot", help="draw a training run's metrics.jsonl as a PNG")
     plot.add_argument("run_dir", help="run directory holding metrics.jsonl")
     plot.add_argument("--out", help="PNG to write (default: RUN_DIR/metrics.png)")
@@ -303,7 +443,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="mm-eureka: %(message)s")
     try:
         return args.func(args)
-    except (RecipeError, ComponentError, OpenRLHFVersionError, DataError, ScoreFileError, PlotError, EvalError) as exc:
+    except (
+        RecipeError,
+        ComponentError,
+        OpenRLHFVersionError,
+        DataError,
+        ScoreFileError,
+        PlotError,
+        EvalError,
+        PRMTrainError,
+    ) as exc:
         print(f"mm-eureka: error: {exc}", file=sys.stderr)
         return 2
 

@@ -492,9 +492,10 @@ def parse_recipe(data: dict, path: Path | None = None) -> Recipe:
     where = f"{path}: " if path else ""
     unknown = set(data) - {"openrlhf", "plugin"}
     if unknown:
+        hint = " This looks like a PRM training recipe: run it with mm-eureka prm train." if "model" in unknown else ""
         raise RecipeError(
             f"{where}unknown top-level key(s) {', '.join(sorted(map(str, unknown)))}. "
-            "A recipe has two sections: 'openrlhf' (OpenRLHF flags) and 'plugin' (components)."
+            f"A recipe has two sections: 'openrlhf' (OpenRLHF flags) and 'plugin' (components).{hint}"
         )
     flags = data.get("openrlhf") or {}
     if not isinstance(flags, dict):

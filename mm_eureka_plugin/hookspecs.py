@@ -14,7 +14,12 @@ first line is the description ``mm-eureka plugins`` shows. Call shapes of the co
   multiplying the group-centred reward of each sample.
 - ``data_format``: an object with ``read(path) -> Iterator[PromptRecord | BadRow]``
   (:mod:`mm_eureka_plugin.data.records`), rows numbered from 1.
-- ``step_splitter``, ``prm_aggregator``, ``judge``: the PRM pipeline.
+- ``step_splitter``: ``(solution: str) -> list[Step]`` with character offsets, and for step
+  labelling ``join(steps) -> str`` (:mod:`mm_eureka_plugin.prm.steps`).
+- ``prm_aggregator``: ``(scores: Sequence[float]) -> float`` over step scores in [0, 1].
+- ``judge``: ``(responses: Sequence[str], gold: str) -> list[bool]`` and ``check_gold(gold) ->
+  str | None`` (why such problems cannot be judged) (:mod:`mm_eureka_plugin.prm.judges`).
+- A reward with ``dense = True`` credits its results' ``step_rewards`` per token in training.
 """
 
 import pluggy

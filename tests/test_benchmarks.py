@@ -27,3 +27,15 @@ def test_cpu_learning_benchmark_explains_itself():
     )
     assert result.returncode == 0, result.stderr
     assert "blank-image control" in " ".join(result.stdout.split())
+
+
+def test_prm_search_benchmark_runs_and_reports_the_ratios():
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "prm_search.py"), "--problems", "4", "--k", "4", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| per-step MC (baseline) |" in result.stdout and "| OmegaPRM (ours) |" in result.stdout
+    assert "ratio ours / baseline: rollouts per labelled step " in result.stdout

@@ -12,7 +12,8 @@ from mm_eureka_plugin.cli import main
 from mm_eureka_plugin.config import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+RECIPES = sorted(p for p in (ROOT / "recipes").glob("*.yaml") if "\nopenrlhf:" in p.read_text())
+"""The recipes of ``mm-eureka train`` (not the PRM training one)."""
 CPGD_RECIPE = ROOT / "recipes" / "cpgd-qwen2.5vl-7b.yaml"
 
 
@@ -27,6 +28,11 @@ def test_dry_run_prints_the_openrlhf_command_and_the_plugin_config(capsys):
     config = json.loads(out.split("# plugin config\n", 1)[1])
     assert config["policy_loss"] == {"name": "cpgd", "clip_eps": 0.2, "drift_coef": 0.01, "drift_clip": 2.0}
     assert config["advantage_weight"] == {"name": "clip_filter_like", "max_weight": 3.0}
+
+
+def test_the_prm_recipe_given_to_train_says_which_command_runs_it(capsys):
+    assert main(["train", str(ROOT / "recipes" / "mm-prm-qwen2.5vl-7b.yaml"), "--dry-run"]) == 2
+    assert "run it with mm-eureka prm train" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)

@@ -160,15 +160,12 @@ def convert_file(
             for record, images in rows:
                 if report.bad and on_bad_row == "error":
                     continue  # nothing will be written: keep checking, stop writing
-                paths = [_stage_image(image, staging, image_dir) for image in images]
+                paths = [stage_image(image, staging, image_dir) for image in images]
                 out.write(json.dumps(_output_row(record, paths), ensure_ascii=False) + "\n")
                 report.written += 1
         if (report.bad and on_bad_row == "error") or not report.written:
             raise DataError(_failure_message(report, on_bad_row))
-        image_dir.mkdir(exist_ok=True)
-        for staged in staging.glob("*.png"):
-            os.replace(staged, image_dir / staged.name)
-        os.replace(staging / "rows.jsonl", out_path)
+        publish_staged(staging, image_dir, out_path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
@@ -250,13 +247,22 @@ def _record_id(record: PromptRecord) -> str | None:
     return None if value is None else str(value)
 
 
-def _stage_image(image: Image.Image, staging: Path, image_dir: Path) -> str:
-    """Write ``image`` as a PNG into ``staging`` (unless already there) and return its final path."""
+def stage_image(image: Image.Image, staging: Path, image_dir: Path) -> str:
+    """Write ``image`` as a PNG named by a hash of its pixels into ``staging`` (unless already
+    there) and return its final path in ``image_dir``."""
     digest = hashlib.sha256(f"{image.width}x{image.height}:".encode() + image.tobytes()).hexdigest()[:32]
     name = f"{digest}.png"
     if not (staging / name).exists():
         image.save(staging / name, format="PNG")
     return str(image_dir / name)
+
+
+def publish_staged(staging: Path, image_dir: Path, out_path: Path) -> None:
+    """Move the staged PNGs into ``image_dir`` and the staged ``rows.jsonl`` to ``out_path`` (last)."""
+    image_dir.mkdir(exist_ok=True)
+    for staged in staging.glob("*.png"):
+        os.replace(staged, image_dir / staged.name)
+    os.replace(staging / "rows.jsonl", out_path)
 
 
 def _output_row(record: PromptRecord, image_paths: list[str]) -> dict[str, Any]:

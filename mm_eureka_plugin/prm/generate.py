@@ -71,13 +71,8 @@ def generate_candidates(
     todo = [(index, pid) for index, pid in enumerate(records) if pid not in done]
     if not todo:
         return out
-    chosen = choose_backend(backend)
-    logger.info("generating candidates with the %s backend", chosen)
-    if chosen == "vllm":
-        max_images = max(len(records[pid].images) for _, pid in todo)
-        generator = _VLLMGenerator(policy, temperature, top_p, max_new_tokens, max_images)
-    else:
-        generator = _Generator(policy, temperature, top_p, max_new_tokens, batch_size)
+    max_images = max(len(records[pid].images) for _, pid in todo)
+    generator = make_generator(policy, backend, temperature, top_p, max_new_tokens, batch_size, max_images)
     bar = tqdm(
         total=len(records),
         initial=len(records) - len(todo),
@@ -94,6 +89,24 @@ def generate_candidates(
             lines.flush()
             bar.update()
     return out
+
+
+def make_generator(
+    policy: str | Path,
+    backend: str,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    batch_size: int,
+    max_images: int,
+) -> Generator:
+    """The ``backend``'s generator for ``policy`` (see :func:`choose_backend`); ``batch_size``
+    sequences per transformers call, ``max_images`` the most images of one prompt (vLLM reserves them)."""
+    chosen = choose_backend(backend)
+    logger.info("generating with the %s backend", chosen)
+    if chosen == "vllm":
+        return _VLLMGenerator(policy, temperature, top_p, max_new_tokens, max_images)
+    return _Generator(policy, temperature, top_p, max_new_tokens, batch_size)
 
 
 def choose_backend(backend: str) -> str:
@@ -160,8 +173,24 @@ def prompt_and_images(processor, record: PromptRecord) -> tuple[str, list[Any]]:
     return processor.apply_chat_template(record.messages, add_generation_prompt=True, tokenize=False), images
 
 
-class _VLLMGenerator:
-    """A policy checkpoint in vLLM, generating a problem's n samples in one request."""
+class Generator:
+    """A policy checkpoint and its processor, sampling continuations of a prompt text."""
+
+    processor: Any
+
+    def generate(self, record: PromptRecord, n: int, seed: int) -> list[str]:
+        """``n`` responses to ``record`` (chat template and images as in the module docstring)."""
+        prompt, images = prompt_and_images(self.processor, record)
+        return self.complete(prompt, images, n, seed)
+
+    def complete(self, prompt: str, images: list[Any], n: int, seed: int) -> list[str]:
+        """``n`` continuations of the text ``prompt`` (chat template applied, one placeholder per
+        image), sampling seeded by ``seed``; each decoded up to its stop token, special tokens skipped."""
+        raise NotImplementedError
+
+
+class _VLLMGenerator(Generator):
+    """A policy checkpoint in vLLM: a prompt's n samples in one request."""
 
     def __init__(self, policy: str | Path, temperature: float, top_p: float, max_new_tokens: int, max_images: int):
         from transformers import AutoProcessor, GenerationConfig
@@ -186,17 +215,16 @@ class _VLLMGenerator:
         # generation_config="vllm": vLLM's own defaults, not the checkpoint's sampling settings.
         self.llm = LLM(model=str(policy), limit_mm_per_prompt={"image": max_images}, generation_config="vllm")
 
-    def generate(self, record: PromptRecord, n: int, seed: int) -> list[str]:
+    def complete(self, prompt: str, images: list[Any], n: int, seed: int) -> list[str]:
         from vllm import SamplingParams
 
-        prompt, images = prompt_and_images(self.processor, record)
         request = {"prompt": prompt, "multi_modal_data": {"image": images}} if images else {"prompt": prompt}
         (output,) = self.llm.generate([request], SamplingParams(n=n, seed=seed, **self.sampling), use_tqdm=False)
         return [completion.text for completion in output.outputs]
 
 
-class _Generator:
-    """A policy checkpoint and its processor, generating a problem's samples with transformers."""
+class _Generator(Generator):
+    """A policy checkpoint with transformers ``generate``, ``batch_size`` sequences per call."""
 
     def __init__(self, policy: str | Path, temperature: float, top_p: float, max_new_tokens: int, batch_size: int):
         import torch
@@ -230,10 +258,9 @@ class _Generator:
         )
         self.batch_size = batch_size
 
-    def generate(self, record: PromptRecord, n: int, seed: int) -> list[str]:
+    def complete(self, prompt: str, images: list[Any], n: int, seed: int) -> list[str]:
         import torch
 
-        prompt, images = prompt_and_images(self.processor, record)
         torch.manual_seed(seed)
         responses: list[str] = []
         while len(responses) < n:

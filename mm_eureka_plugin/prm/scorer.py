@@ -69,6 +69,32 @@ def make_prm_checkpoint(base: str | Path, out: str | Path) -> Path:
     return Path(out)
 
 
+def prm_token_ids(tokenizer, path) -> tuple[int, int, int]:
+    """The ids of :data:`PRM_TOKEN`, :data:`POSITIVE` and :data:`NEGATIVE`; :class:`PRMCheckpointError`
+    naming the checkpoint ``path`` when one is not a single token."""
+    ids = []
+    for text in (PRM_TOKEN, POSITIVE, NEGATIVE):
+        found = tokenizer.encode(text, add_special_tokens=False)
+        if len(found) != 1:
+            hint = " Make one with mm_eureka_plugin.prm.make_prm_checkpoint." if text == PRM_TOKEN else ""
+            raise PRMCheckpointError(f"{path}: {text!r} is {len(found)} tokens, not one.{hint}")
+        ids.append(found[0])
+    return ids[0], ids[1], ids[2]
+
+
+def prm_text(processor, item: PRMInput) -> str:
+    """The full text a PRM reads for ``item`` (scoring and training alike): the chat-templated
+    prompt (or the given templated text), then the steps, each followed by the tag."""
+    messages = item.prompt
+    if item.templated:
+        return f"{messages}{tagged_solution(item.steps)}"
+    if isinstance(messages, str):
+        content = [{"type": "image"} for _ in item.images] + [{"type": "text", "text": messages}]
+        messages = [{"role": "user", "content": content}]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return prompt + tagged_solution(item.steps)
+
+
 class PRMScorer:
     """Step scores from a PRM checkpoint (see the module docstring).
 
@@ -89,28 +115,13 @@ class PRMScorer:
         register_processor()
         self.processor = AutoProcessor.from_pretrained(str(path))
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
-        self.tag_id = self._token_id(path, PRM_TOKEN)
-        self.label_ids = [self._token_id(path, POSITIVE), self._token_id(path, NEGATIVE)]
+        self.tag_id, *self.label_ids = prm_token_ids(self.tokenizer, path)
         self.model = load_model(str(path), dtype).to(self.device).eval()
         self.batch_size = batch_size
 
-    def _token_id(self, path, text: str) -> int:
-        ids = self.tokenizer.encode(text, add_special_tokens=False)
-        if len(ids) != 1:
-            hint = " Make one with mm_eureka_plugin.prm.make_prm_checkpoint." if text == PRM_TOKEN else ""
-            raise PRMCheckpointError(f"{path}: {text!r} is {len(ids)} tokens, not one.{hint}")
-        return ids[0]
-
     def text(self, item: PRMInput) -> str:
         """The full text the model reads for ``item``: the templated prompt, then the tagged steps."""
-        messages = item.prompt
-        if item.templated:
-            return f"{messages}{tagged_solution(item.steps)}"
-        if isinstance(messages, str):
-            content = [{"type": "image"} for _ in item.images] + [{"type": "text", "text": messages}]
-            messages = [{"role": "user", "content": content}]
-        prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return prompt + tagged_solution(item.steps)
+        return prm_text(self.processor, item)
 
     def score(self, items: Sequence[PRMInput]) -> list[list[float]]:
         """Every step's score for every item, in order (an item without steps gets [])."""

@@ -15,6 +15,10 @@ Contract of a splitter: ``splitter(solution: str) -> list[Step]``, steps in orde
   stripped solution is one step; an empty or all-whitespace solution gives ``[]``;
 - no string makes a splitter raise, and the time is linear in the length of the solution (the
   regular expressions below are written so that they cannot backtrack catastrophically).
+
+For step labelling (``mm-eureka prm annotate``) a splitter also has ``join(steps) -> str``: the
+steps written in its layout, which a policy continues from; ``splitter(join(steps) + rest)``
+starts with ``steps``.
 """
 
 from __future__ import annotations
@@ -72,6 +76,9 @@ class TagSplitter:
     def __init__(self, include_answer: bool = True) -> None:
         self.include_answer = include_answer
 
+    def join(self, steps) -> str:
+        return "".join(f"<step>{step}</step>" for step in steps)
+
     def __call__(self, solution: str) -> list[Step]:
         spans = []
         open_at = None  # where the content of the open <step> starts
@@ -99,6 +106,9 @@ class BlankLineSplitter:
 
     Each paragraph is stripped; empty ones are dropped.
     """
+
+    def join(self, steps) -> str:
+        return "".join(f"{step}\n\n" for step in steps)
 
     def __call__(self, solution: str) -> list[Step]:
         spans, start = [], 0
@@ -132,6 +142,9 @@ class StepKSplitter:
     (case-insensitive, optional markdown decoration, a separator after the number). A step's text
     includes its marker; text before the first marker is not a step.
     """
+
+    def join(self, steps) -> str:
+        return "".join(f"{step}\n" for step in steps)
 
     def __call__(self, solution: str) -> list[Step]:
         starts = [m.start() for m in STEP_MARKER.finditer(solution)]

@@ -538,6 +538,23 @@ class AccuracyReward:
             self._run_symbolic(tasks, task_golds, results)
         return results
 
+    def check_gold(self, label: str) -> str | None:
+        """Why samples of the gold answer ``label`` cannot be judged (empty, or math-verify finds no
+        expression in it, or parsing it timed out); None when they can (a choice letter or a plain
+        number needs no parse)."""
+        gold = _prepare_gold(label, self.choices)
+        if gold.letter is not None or gold.number is not None:
+            return None
+        if not label.strip():
+            return "the gold answer is empty"
+        try:
+            (outcome,) = self.pool().run(VERIFIER_TASK, [(gold.latex, ())], self.timeout)
+        except RuntimeError as exc:
+            return f"the verifier is unavailable: {exc}"
+        if outcome.error is not None:
+            return f"math-verify failed on the gold answer {label!r}: {outcome.error}"
+        return f"math-verify cannot parse the gold answer {label!r}" if outcome.value is None else None
+
     def _run_symbolic(
         self,
         tasks: dict[tuple[str, tuple[str, ...]], list[int]],

@@ -202,7 +202,9 @@ def test_never_raises_and_offsets_hold(splitter, solution):
 def test_long_adversarial_solutions_are_split_quickly(splitter, solution):
     began = time.perf_counter()
     steps = splitter(solution)
-    assert time.perf_counter() - began < 0.5
+    # ~0.05 s on 2 cores; backtracking would take minutes on 100 KB (4.7 s on 20 KB): a loose
+    # bound, so a loaded CI machine does not fail it
+    assert time.perf_counter() - began < 3.0
     for step in steps[:50] + steps[-50:]:
         assert solution[step.start : step.end] == step.text
 
@@ -214,3 +216,19 @@ def test_registered_splitters_build_through_the_registry():
     assert splitter("<step>a</step><answer>5</answer>") == [Step("a", 6, 7)]
     assert isinstance(registry.resolve("step_splitter", "step_k"), StepKSplitter)
     assert isinstance(registry.resolve("step_splitter", "blank_line"), BlankLineSplitter)
+
+
+@pytest.mark.parametrize(
+    ("name", "steps", "rest", "more"),
+    [
+        ("tags", ["a = 1", "so b = 2"], "<step>c = 3</step><answer>3</answer>", 2),
+        ("blank_line", ["a = 1", "so b = 2"], "c = 3\n\nThe answer is 3.", 2),
+        ("step_k", ["Step 1: a = 1", "Step 2: so b = 2"], "Step 3: c = 3, answer 3.", 1),
+    ],
+)
+def test_join_writes_steps_that_split_back_as_the_first_steps(name, steps, rest, more):
+    from mm_eureka_plugin.registry import resolve
+
+    splitter = resolve("step_splitter", name)
+    assert [s.text for s in splitter(splitter.join(steps) + rest)][: len(steps)] == steps
+    assert len(splitter(splitter.join(steps) + rest)) == len(steps) + more

@@ -402,3 +402,19 @@ def test_workers_killed_while_idle_are_replaced(ready):
 def test_bad_parameters_are_refused(params, message):
     with pytest.raises(ValueError, match=message):
         AccuracyReward(**params)
+
+
+@pytest.mark.parametrize(
+    ("gold", "problem"),
+    [
+        ("1/2", None),
+        ("B", None),  # a choice letter
+        ("x^2+1", None),
+        ("\\frac{1}{2}", None),
+        ("", "the gold answer is empty"),
+        ("\\frac{", "math-verify cannot parse the gold answer '\\\\frac{'"),
+        ("???", "math-verify cannot parse the gold answer '???'"),
+    ],
+)
+def test_check_gold_says_which_gold_answers_cannot_be_judged(ready, gold, problem):
+    assert ready.check_gold(gold) == problem

@@ -1,0 +1,130 @@
+"""``mm-eureka prm build-data``: PRM training rows from ``mm-eureka prm annotate`` trees.
+
+A row is one root-to-leaf path of a problem's tree::
+
+    {"id": ..., "prompt": [chat messages with {"type": "image"}], "images": ["/abs/out.images/<sha256>.png"],
+     "steps": ["<node 1's steps>", ...], "labels": [MC of node 1, ...]}
+
+Each node on the path (the root excluded) is one PRM step: its steps (those after its parent's)
+joined by newlines, labelled with its Monte Carlo value, the soft target of training (MM-PRM:
+a ``<prm>`` tag after each node). A path is negative when its last label is 0 (it ends in a wrong
+step), else positive; with ``balance`` the larger class is subsampled (seeded) to the size of the
+smaller. A path seen twice (same problem, same steps) is written once. Images are the data file's,
+on the pixel budget, written as PNGs into ``<out stem>.images/``; the output appears only when
+complete. Trees of skipped problems and trees without a path (never searched) give no rows.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class BuildSummary:
+    """Rows written by class, paths dropped as duplicates or to balance, trees without paths."""
+
+    positives: int = 0
+    negatives: int = 0
+    duplicates: int = 0
+    dropped_to_balance: int = 0
+    trees_without_paths: int = 0
+
+
+def tree_paths(tree: dict[str, Any]) -> list[tuple[list[str], list[float]]]:
+    """Every root-to-leaf path of a tree row as (node step texts, node MC values), root excluded."""
+    nodes = tree["nodes"]
+    parents = {i for node in nodes for i in [node["parent"]] if i is not None}
+    paths = []
+    for leaf in (i for i in range(len(nodes)) if i not in parents and nodes[i]["parent"] is not None):
+        steps, labels, at = [], [], leaf
+        while nodes[at]["parent"] is not None:
+            steps.insert(0, "\n".join(nodes[at]["steps"]))
+            labels.insert(0, float(nodes[at]["mc"]))
+            at = nodes[at]["parent"]
+        paths.append((steps, labels))
+    return paths
+
+
+def build_data(
+    data: str | Path,
+    trees: str | Path,
+    out: str | Path,
+    *,
+    data_format: str | None = None,
+    format_params: dict[str, Any] | None = None,
+    balance: bool = True,
+    seed: int = 0,
+) -> BuildSummary:
+    """Write the training rows of every tree in ``trees`` (problems read from ``data``) to ``out``.
+
+    Raises ``EvalError`` for a tree line that is not a tree, or whose id is not in ``data``, and for
+    an image that cannot be loaded, naming the line or row.
+    """
+    from mm_eureka_plugin.data.convert import detect_format, load_record_images, publish_staged, stage_image
+    from mm_eureka_plugin.data.images import ImageError
+    from mm_eureka_plugin.prm.evaluation import EvalError, read_appended, read_benchmark
+    from mm_eureka_plugin.registry import resolve
+
+    data, trees, out = Path(data), Path(trees), Path(out).resolve()
+    if not trees.is_file():
+        raise EvalError(f"{trees}: no such trees file (write it with mm-eureka prm annotate).")
+    records = read_benchmark(data, resolve("data_format", data_format or detect_format(data), **(format_params or {})))
+    summary = BuildSummary()
+    rows: dict[str, list[dict[str, Any]]] = {"positive": [], "negative": []}
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    for where, tree in read_appended(trees, "searched"):
+        if not isinstance(tree, dict) or not isinstance(tree.get("id"), str):
+            raise EvalError(f"{where}: not a tree row; is this an mm-eureka prm annotate output?")
+        if "skipped" in tree:
+            continue
+        if tree["id"] not in records:
+            raise EvalError(
+                f"{where}: problem id {tree['id']!r} is not in {data}; give the data file it was annotated from."
+            )
+        paths = tree_paths(tree)
+        summary.trees_without_paths += not paths
+        for steps, labels in paths:
+            if (tree["id"], tuple(steps)) in seen:
+                summary.duplicates += 1
+                continue
+            seen.add((tree["id"], tuple(steps)))
+            kind = "negative" if labels[-1] == 0.0 else "positive"
+            rows[kind].append({"id": tree["id"], "steps": steps, "labels": labels})
+    if balance:
+        keep = min(len(rows["positive"]), len(rows["negative"]))
+        if keep == 0:
+            counts = ", ".join(f"{len(found)} {kind}" for kind, found in rows.items())
+            raise EvalError(f"{trees}: {counts} paths: nothing to balance; write them all with balance off.")
+        rng = random.Random(seed)
+        for kind, found in rows.items():
+            summary.dropped_to_balance += len(found) - keep
+            rows[kind] = [found[i] for i in sorted(rng.sample(range(len(found)), keep))]
+    summary.positives, summary.negatives = len(rows["positive"]), len(rows["negative"])
+    order = {pid: i for i, pid in enumerate(records)}
+
+    image_dir = out.with_name(out.stem + ".images")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent))
+    try:
+        images: dict[str, list[str]] = {}
+        with (staging / "rows.jsonl").open("w", encoding="utf-8") as lines:
+            for row in sorted(rows["positive"] + rows["negative"], key=lambda r: (order[r["id"]], r["steps"])):
+                record = records[row["id"]]
+                if row["id"] not in images:
+                    try:
+                        loaded = load_record_images(record)
+                    except ImageError as exc:
+                        raise EvalError(f"{data}, row {record.row}: {exc}") from None
+                    images[row["id"]] = [stage_image(image, staging, image_dir) for image in loaded]
+                full = {"id": row["id"], "prompt": record.messages, "images": images[row["id"]], **row}
+                lines.write(json.dumps(full, ensure_ascii=False) + "\n")
+        publish_staged(staging, image_dir, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return summary

@@ -1,0 +1,121 @@
+"""Answer judges for step labelling (kind ``judge``): is a rollout's final answer right?
+
+A judge is ``judge(responses, gold) -> list[bool]`` with ``check_gold(gold) -> str | None``: why
+problems with this gold answer cannot be judged (None when they can), so that such a problem is
+reported and skipped rather than labelled from verdicts that mean nothing.
+
+- ``math_verify`` (default): the ``accuracy`` reward (math-verify in bounded worker processes,
+  multiple choice, the answer in ``<answer>`` tags); a gold answer math-verify cannot parse is
+  refused.
+- ``openai_compatible``: an LLM at an OpenAI-compatible ``/chat/completions`` endpoint the user
+  runs (vLLM, SGLang, a hosted API) answers yes or no per response; each request has a timeout and
+  is retried; an endpoint still failing after its retries raises :class:`JudgeUnavailable`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from mm_eureka_plugin.rewards.types import RewardSample
+
+logger = logging.getLogger(__name__)
+
+
+class JudgeUnavailable(RuntimeError):
+    """The judge cannot give verdicts (its endpoint is down after every retry)."""
+
+
+class MathVerifyJudge:
+    """The ``accuracy`` reward as a judge; parameters as :class:`~mm_eureka_plugin.rewards.AccuracyReward`'s."""
+
+    def __init__(self, **accuracy_params) -> None:
+        from mm_eureka_plugin.rewards.accuracy import AccuracyReward
+
+        self.accuracy = AccuracyReward(**{**accuracy_params, "on_bad_gold": "error"})
+
+    def check_gold(self, gold: str) -> str | None:
+        return self.accuracy.check_gold(gold)
+
+    def __call__(self, responses: Sequence[str], gold: str) -> list[bool]:
+        results = self.accuracy([RewardSample(response=response, label=gold) for response in responses])
+        return [result.reward >= 1.0 for result in results]
+
+
+JUDGE_PROMPT = (
+    "Reference answer: {gold}\n\nSolution:\n{response}\n\n"
+    "Is the final answer of the solution equivalent to the reference answer? Reply with yes or no only."
+)
+
+
+class OpenAICompatibleJudge:
+    """Verdicts from an LLM at ``url`` (``.../v1``; ``/chat/completions`` is appended).
+
+    ``model`` the served model's name; ``api_key_env`` the environment variable holding the key
+    (sent as a bearer token when set); ``timeout_s`` per request; ``retries`` more attempts after a
+    failed one, ``backoff_s`` apart, doubling; ``concurrency`` requests in flight; ``prompt`` a
+    template with ``{gold}`` and ``{response}``. A reply starting with "yes" is right, "no" wrong;
+    any other reply counts as wrong and is logged.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout_s: float = 30.0,
+        retries: int = 3,
+        backoff_s: float = 1.0,
+        concurrency: int = 8,
+        prompt: str = JUDGE_PROMPT,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, got {url!r}.")
+        if timeout_s <= 0 or retries < 0 or backoff_s < 0 or concurrency < 1:
+            raise ValueError("timeout_s must be positive, retries and backoff_s at least 0, concurrency at least 1.")
+        if "{gold}" not in prompt or "{response}" not in prompt:
+            raise ValueError("prompt must contain {gold} and {response}.")
+        self.endpoint = url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.api_key_env = api_key_env
+        self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
+        self.concurrency = concurrency
+        self.prompt = prompt
+
+    def check_gold(self, gold: str) -> str | None:
+        return None if gold.strip() else "the gold answer is empty"
+
+    def __call__(self, responses: Sequence[str], gold: str) -> list[bool]:
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(lambda response: self._verdict(response, gold), responses))
+
+    def _verdict(self, response: str, gold: str) -> bool:
+        reply = self._ask(self.prompt.format(gold=gold, response=response)).strip().lower()
+        if reply.startswith("yes"):
+            return True
+        if not reply.startswith("no"):
+            logger.warning("judge reply is neither yes nor no, counted as wrong: %r", reply[:200])
+        return False
+
+    def _ask(self, content: str) -> str:
+        import requests
+
+        headers = {}
+        if key := os.environ.get(self.api_key_env):
+            headers["Authorization"] = f"Bearer {key}"
+        body = {"model": self.model, "messages": [{"role": "user", "content": content}], "temperature": 0.0}
+        failure = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                reply = requests.post(self.endpoint, json=body, headers=headers, timeout=self.timeout_s)
+                reply.raise_for_status()
+                return reply.json()["choices"][0]["message"]["content"] or ""
+            except (requests.RequestException, ValueError, KeyError, IndexError, TypeError) as exc:
+                failure = f"{type(exc).__name__}: {exc}"
+                logger.warning("judge %s, attempt %d of %d: %s", self.endpoint, attempt + 1, self.retries + 1, failure)
+        raise JudgeUnavailable(f"judge {self.endpoint} failed {self.retries + 1} times; last: {failure}")

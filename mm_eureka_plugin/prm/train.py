@@ -1,0 +1,262 @@
+"""``mm-eureka prm train``: MM-PRM's soft-label PRM training, on OpenRLHF's DeepSpeed strategy.
+
+Rows come from ``mm-eureka prm build-data`` (prompt messages, images, steps, the MC value of each
+step). The text is the one :class:`~mm_eureka_plugin.prm.scorer.PRMScorer` reads
+(:func:`~mm_eureka_plugin.prm.scorer.prm_text`: the tag after every step), and at each tag the
+loss is the 2-way cross-entropy of softmax(Yes, No) against the soft target (MC, 1 - MC), averaged
+over the tags of the micro-batch (MM-PRM, arXiv 2505.13427). The vision tower is frozen.
+
+The model is OpenRLHF's ``Actor`` (a VLM is loaded as image-text-to-text) trained by its
+``DeepspeedStrategy`` (ZeRO stage, bf16, gradient accumulation to ``batch_size``, its optimizer
+and scheduler), so ``torchrun`` or ``deepspeed`` starts one process per GPU; a single process
+needs no launcher. Without CUDA the CPU patches run it on gloo. A base model without the
+``<prm>`` token is first made into a PRM checkpoint (:func:`~mm_eureka_plugin.prm.scorer.make_prm_checkpoint`,
+in ``<output_dir>/init``); the result in ``output_dir`` loads directly into ``PRMScorer``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import yaml
+
+logger = logging.getLogger(__name__)
+
+
+class PRMTrainError(ValueError):
+    """A training recipe or data file is unusable; the message names the key or line and the fix."""
+
+
+@dataclass(frozen=True)
+class PRMTrainConfig:
+    """A PRM training recipe (see ``recipes/mm-prm-qwen2.5vl-7b.yaml`` for each key's meaning)."""
+
+    model: str
+    data: str
+    output_dir: str
+    lr: float = 2e-6
+    batch_size: int = 512
+    micro_batch_size: int = 4
+    epochs: int = 3
+    lr_scheduler: str = "cosine_with_min_lr"
+    warmup_ratio: float = 0.03
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.0
+    max_norm: float = 1.0
+    zero_stage: int = 2
+    param_dtype: str = "bf16"
+    attn_implementation: str = "sdpa"
+    gradient_checkpointing: bool = False
+    seed: int = 42
+    device: str = "auto"
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> PRMTrainConfig:
+    """The recipe at ``path`` with ``KEY=VALUE`` overrides (values read as YAML); relative paths
+    are taken from the recipe's folder. :class:`PRMTrainError` names a missing or unknown key."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PRMTrainError(f"{path}: cannot read the recipe: {exc}") from None
+    if not isinstance(data, dict):
+        raise PRMTrainError(f"{path}: a PRM training recipe is a mapping of keys to values.")
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise PRMTrainError(f"--set {item!r}: expected KEY=VALUE.")
+        data[key] = yaml.safe_load(value)
+    valid = [f.name for f in fields(PRMTrainConfig)]
+    unknown = [key for key in data if key not in valid]
+    if unknown:
+        raise PRMTrainError(f"{path}: unknown key '{unknown[0]}'. Valid keys: {', '.join(valid)}.")
+    missing = [key for key in ("model", "data", "output_dir") if not data.get(key)]
+    if missing:
+        raise PRMTrainError(f"{path}: key '{missing[0]}' is required.")
+    for key in ("data", "output_dir"):
+        data[key] = str((path.parent / Path(data[key]).expanduser()).resolve())
+    if Path(path.parent / data["model"]).exists():  # a local checkpoint, else a hub name
+        data["model"] = str((path.parent / data["model"]).resolve())
+    config = PRMTrainConfig(**data)
+    if config.batch_size % config.micro_batch_size:
+        raise PRMTrainError(f"{path}: batch_size {config.batch_size} is not a multiple of micro_batch_size.")
+    if config.device not in ("auto", "cuda", "cpu"):
+        raise PRMTrainError(f"{path}: device must be auto, cuda or cpu, got {config.device!r}.")
+    return config
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a build-data file; :class:`PRMTrainError` naming the line of a malformed one."""
+    rows = []
+    with Path(path).open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}, line {number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PRMTrainError(f"{where}: not valid JSON ({exc.msg}).") from None
+            steps, labels = row.get("steps"), row.get("labels") if isinstance(row, dict) else (None, None)
+            if not isinstance(row, dict) or not isinstance(row.get("prompt"), list):
+                raise PRMTrainError(f"{where}: a row needs 'prompt' (chat messages); write rows with prm build-data.")
+            if not (isinstance(steps, list) and isinstance(labels, list) and steps and len(steps) == len(labels)):
+                raise PRMTrainError(f"{where}: 'steps' and 'labels' must be non-empty lists of the same length.")
+            if not all(isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in labels):
+                raise PRMTrainError(f"{where}: every label must be a number in [0, 1] (an MC value).")
+            rows.append(row)
+    if not rows:
+        raise PRMTrainError(f"{path}: no rows.")
+    return rows
+
+
+def tag_logits(model, inputs: dict, tag_id: int, label_ids: list[int]):
+    """The logits of the label tokens at every tag of the batch, ``[tags, 2]`` in row-major order;
+    the vocabulary projection runs only at the columns holding a tag."""
+    tags = inputs["input_ids"] == tag_id
+    columns = tags.any(0).nonzero().squeeze(-1)
+    logits = model(**inputs, logits_to_keep=columns).logits
+    return logits[tags[:, columns]][:, label_ids]
+
+
+def soft_label_loss(pair_logits, targets):
+    """Mean over the tags of the cross-entropy of softmax(Yes, No) (``pair_logits``, ``[tags, 2]``)
+    against (target, 1 - target); ``targets`` in tag order."""
+    import torch
+
+    pair = pair_logits.float().log_softmax(-1)
+    if pair.shape[0] != targets.shape[0]:
+        raise ValueError(f"found {pair.shape[0]} tags for {targets.shape[0]} labels")
+    soft = torch.stack([targets, 1.0 - targets], dim=-1).to(pair)
+    return -(soft * pair).sum(-1).mean()
+
+
+def _strategy_args(config: PRMTrainConfig) -> SimpleNamespace:
+    """The fields of OpenRLHF's arguments its ``DeepspeedStrategy`` reads."""
+    return SimpleNamespace(
+        local_rank=-1,
+        max_norm=config.max_norm,
+        optim="adam",
+        train=SimpleNamespace(seed=config.seed, micro_batch_size=config.micro_batch_size, batch_size=config.batch_size),
+        ds=SimpleNamespace(
+            zero_stage=config.zero_stage,
+            param_dtype=config.param_dtype,
+            tensor_parallel_size=1,
+            ring_attn_size=1,
+            attn_implementation=config.attn_implementation,
+        ),
+    )
+
+
+def _single_process_env() -> None:
+    """torch.distributed's variables for one process, unless a launcher set them."""
+    if "RANK" in os.environ:
+        return
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+
+
+def train(config: PRMTrainConfig, *, progress: bool = True) -> list[float]:
+    """Train a PRM as the module docstring says; returns the loss of every optimizer step (rank 0's)."""
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoProcessor
+
+    from mm_eureka_plugin.checkpoints import model_inputs
+    from mm_eureka_plugin.data.images import load_image
+    from mm_eureka_plugin.patches import install
+    from mm_eureka_plugin.prm.scorer import PRMCheckpointError, PRMInput, make_prm_checkpoint, prm_text, prm_token_ids
+    from mm_eureka_plugin.tiny_vlm import register_processor
+
+    cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
+    install(cpu=cpu)
+    rows = read_rows(config.data)
+    _single_process_env()
+    from openrlhf.models import Actor
+    from openrlhf.utils import get_strategy
+
+    register_processor()
+    model_path = config.model
+    processor = AutoProcessor.from_pretrained(model_path)
+    tokenizer = getattr(processor, "tokenizer", processor)
+    try:
+        prm_token_ids(tokenizer, model_path)
+    except PRMCheckpointError:  # a base model: add the tag first
+        model_path = str(make_prm_checkpoint(model_path, Path(config.output_dir) / "init"))
+        processor = AutoProcessor.from_pretrained(model_path)
+        tokenizer = getattr(processor, "tokenizer", processor)
+    tag_id, yes_id, no_id = prm_token_ids(tokenizer, model_path)
+    tokenizer.padding_side = "right"
+
+    strategy = get_strategy(_strategy_args(config))
+    strategy.setup_distributed()
+    actor = Actor(
+        model_path,
+        attn_implementation=config.attn_implementation,
+        param_dtype=config.param_dtype,
+        ds_config=strategy.get_ds_train_config(),
+        freeze_visual_encoder=True,
+    )
+    if config.gradient_checkpointing:
+        actor.gradient_checkpointing_enable()
+    loader = strategy.setup_dataloader(rows, config.micro_batch_size, True, True, collate_fn=list)
+    steps_per_epoch = max(1, len(loader) // strategy.accumulated_gradient)
+    adam = {"lr": config.lr, "betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": config.weight_decay}
+    cfg = {
+        "optim": "adam",
+        "adam": adam,
+        "muon": {},
+        "lr_scheduler": config.lr_scheduler,
+        "lr_warmup_ratio": config.warmup_ratio,
+        "min_lr_ratio": config.min_lr_ratio,
+        "max_norm": config.max_norm,
+        "scheduler_steps": steps_per_epoch * config.epochs,
+    }
+    actor, _, _ = strategy.prepare((actor, cfg))
+    engine = actor.model
+    device = torch.device("cpu") if cpu else torch.device("cuda", torch.cuda.current_device())
+
+    losses, window = [], []
+    bar = tqdm(total=steps_per_epoch * config.epochs, desc="PRM training", unit="step", disable=not progress)
+    for epoch in range(config.epochs):
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
+        for batch in loader:
+            items = [
+                PRMInput(row["prompt"], row["steps"], [load_image(ref) for ref in row.get("images", [])])
+                for row in batch
+            ]
+            inputs = model_inputs(
+                processor,
+                engine.module,
+                [prm_text(processor, i) for i in items],
+                [im for i in items for im in i.images],
+                device,
+            )
+            targets = torch.tensor([v for row in batch for v in row["labels"]], dtype=torch.float32)
+            pair = tag_logits(engine, inputs, tag_id, [yes_id, no_id])
+            loss = soft_label_loss(pair, targets.to(device))
+            strategy.backward(loss, actor, None)
+            strategy.optimizer_step(None, actor, None)
+            window.append(loss.item())
+            if len(window) == strategy.accumulated_gradient:  # DeepSpeed has just stepped
+                losses.append(sum(window) / len(window))
+                window = []
+                bar.update()
+                bar.set_postfix(loss=f"{losses[-1]:.4f}", epoch=epoch + 1)
+    bar.close()
+    strategy.save_model(actor, processor, config.output_dir)
+    if strategy.is_rank_0():
+        Path(config.output_dir, "prm_train.json").write_text(
+            json.dumps({"config": asdict(config), "losses": losses}, indent=1) + "\n", encoding="utf-8"
+        )
+    return losses
