@@ -30,7 +30,7 @@ class JudgeUnavailable(RuntimeError):
 
 
 class MathVerifyJudge:
-    """The ``accuracy`` reward as a judge; parameters as :class:`~mm_eureka_plugin.rewards.AccuracyReward`'s."""
+    """Judge by the accuracy reward (math-verify in bounded workers); takes the accuracy reward's parameters."""
 
     def __init__(self, **accuracy_params) -> None:
         from mm_eureka_plugin.rewards.accuracy import AccuracyReward
@@ -52,7 +52,7 @@ JUDGE_PROMPT = (
 
 
 class OpenAICompatibleJudge:
-    """Verdicts from an LLM at ``url`` (``.../v1``; ``/chat/completions`` is appended).
+    """Judge by an LLM at an OpenAI-compatible endpoint: ``url`` (``.../v1``) + ``/chat/completions``.
 
     ``model`` the served model's name; ``api_key_env`` the environment variable holding the key
     (sent as a bearer token when set); ``timeout_s`` per request; ``retries`` more attempts after a

@@ -34,7 +34,7 @@ MODES = ("sequence", "dense")
 
 
 class PRMReward:
-    """Step scores from a PRM, aggregated (``sequence``) or credited per step (``dense``).
+    """MM-PRM process reward: the PRM's step scores, aggregated (sequence) or credited per step (dense).
 
     Parameters: ``splitter`` (a ``step_splitter``, default ``tags``), ``aggregator`` (a
     ``prm_aggregator``, default ``min``), ``mode``, ``fallback`` (the reward when the PRM cannot
