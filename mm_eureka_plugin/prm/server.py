@@ -70,7 +70,8 @@ class PRMServer:
                 await self._score_alone(batch)
                 continue
             for request in batch:
-                request.future.set_result(scores[: len(request.items)])
+                if not request.future.done():  # a caller's task may have been cancelled meanwhile
+                    request.future.set_result(scores[: len(request.items)])
                 scores = scores[len(request.items) :]
 
     async def _collect(self) -> list[_Request]:
@@ -93,9 +94,13 @@ class PRMServer:
         """After a failed batch, each request on its own: one bad request fails only itself."""
         for request in batch:
             try:
-                request.future.set_result(await asyncio.to_thread(self.scorer.score, request.items))
+                scores = await asyncio.to_thread(self.scorer.score, request.items)
             except Exception as exc:
-                request.future.set_exception(exc)
+                if not request.future.done():
+                    request.future.set_exception(exc)
+            else:
+                if not request.future.done():
+                    request.future.set_result(scores)
 
 
 def start_prm_server(path: str, *, num_gpus: float, batch_size: int, max_wait_ms: float, cpu: bool) -> Any:

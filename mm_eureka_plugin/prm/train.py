@@ -177,9 +177,14 @@ def train(config: PRMTrainConfig, *, progress: bool = True) -> list[float]:
     from mm_eureka_plugin.prm.scorer import PRMCheckpointError, PRMInput, make_prm_checkpoint, prm_text, prm_token_ids
     from mm_eureka_plugin.tiny_vlm import register_processor
 
+    rows = read_rows(config.data)
+    if len(rows) < config.batch_size:
+        raise PRMTrainError(
+            f"{config.data}: {len(rows)} rows make no full optimizer step of batch_size {config.batch_size}; "
+            "lower batch_size (and micro_batch_size) or add rows."
+        )
     cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
     install(cpu=cpu)
-    rows = read_rows(config.data)
     _single_process_env()
     from openrlhf.models import Actor
     from openrlhf.utils import get_strategy
@@ -209,7 +214,7 @@ def train(config: PRMTrainConfig, *, progress: bool = True) -> list[float]:
     if config.gradient_checkpointing:
         actor.gradient_checkpointing_enable()
     loader = strategy.setup_dataloader(rows, config.micro_batch_size, True, True, collate_fn=list)
-    steps_per_epoch = max(1, len(loader) // strategy.accumulated_gradient)
+    steps_per_epoch = len(loader) // strategy.accumulated_gradient
     adam = {"lr": config.lr, "betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": config.weight_decay}
     cfg = {
         "optim": "adam",

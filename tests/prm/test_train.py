@@ -116,3 +116,13 @@ def test_the_paper_recipe_loads_with_its_settings():
 
     config = load_config(Path(__file__).resolve().parents[2] / "recipes" / "mm-prm-qwen2.5vl-7b.yaml")
     assert (config.lr, config.batch_size, config.epochs) == (2e-6, 512, 3)
+
+
+def test_too_few_rows_for_one_optimizer_step_is_refused_before_training(toy, tiny_vlm_dir):
+    from mm_eureka_plugin.prm.train import train
+
+    recipe = toy / "recipe.yaml"
+    recipe.write_text(f"model: {tiny_vlm_dir}\ndata: rows.jsonl\noutput_dir: out\nbatch_size: 64\ndevice: cpu\n")
+    with pytest.raises(PRMTrainError, match="32 rows make no full optimizer step of batch_size 64; lower batch_size"):
+        train(load_config(recipe))
+    assert not (toy / "out").exists()
