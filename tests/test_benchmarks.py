@@ -39,3 +39,26 @@ def test_prm_search_benchmark_runs_and_reports_the_ratios():
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| per-step MC (baseline) |" in result.stdout and "| OmegaPRM (ours) |" in result.stdout
     assert "ratio ours / baseline: rollouts per labelled step " in result.stdout
+
+
+def test_policy_loss_benchmark_runs_and_reports_the_ratio():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "policy_loss.py"),
+            "--batch",
+            "2",
+            "--tokens",
+            "8",
+            "--iters",
+            "2",
+            "--repeats",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| OpenRLHF PolicyLoss(ppo) (baseline) |" in result.stdout
+    assert "ratio ours / baseline: " in result.stdout

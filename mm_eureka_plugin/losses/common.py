@@ -12,11 +12,9 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def masked_max(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Largest of ``values`` over the tokens where ``mask`` is set (0 when none is)."""
-    mask = mask.bool()
-    if not mask.any():
-        return values.new_zeros(())
-    return values[mask].max()
+    """Largest of ``values`` over the tokens where ``mask`` is set (0 when none is); ``values``
+    must be non-negative (e.g. ratios): masked tokens count as 0."""
+    return values.masked_fill(~mask.bool(), 0.0).max()
 
 
 def check_aggregation(aggregation: str, group_size: int | None) -> None:

@@ -74,25 +74,24 @@ class CPGDLoss:
         num_tokens: torch.Tensor | float | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         advantages = advantages_per_token(advantages)
-        old_log_probs = old_log_probs.detach()
-        log_ratio = log_probs - old_log_probs
+        log_ratio = log_probs - old_log_probs.detach()
         low, high = self.clip_bounds(action_mask)
-        low = torch.as_tensor(low, dtype=log_ratio.dtype, device=log_ratio.device)
-        high = torch.as_tensor(high, dtype=log_ratio.dtype, device=log_ratio.device)
-        clipped_log_ratio = torch.minimum(torch.maximum(log_ratio, low), high)
-        unclipped_term = log_ratio * advantages
-        clipped_term = clipped_log_ratio * advantages
-        phi = torch.minimum(unclipped_term, clipped_term)
+        # min(ln r * A, clip(ln r) * A) = A * min(ln r, ln(1 + eps)) for A >= 0, A * max(ln r, ln(1 - eps)) for A < 0
+        positive = advantages >= 0
+        phi = torch.where(positive, log_ratio.clamp(max=high), log_ratio.clamp(min=low)) * advantages
 
-        ratio = log_ratio.detach().exp()
-        k3 = ratio - 1.0 - log_ratio.detach()
-        coef = (ratio - 1.0).clamp(max=self.drift_clip)
+        with torch.no_grad():
+            ratio = log_ratio.exp()
+            k3 = ratio - 1.0 - log_ratio
+            coef = (ratio - 1.0).clamp(max=self.drift_clip)
+            clipped = torch.where(positive, log_ratio > high, log_ratio < low)
+        # value k3, gradient coef * grad ln pi_theta
         drift = k3 + coef * (log_probs - log_probs.detach())
 
-        per_token = -(phi - self.drift_coef * drift)
+        per_token = self.drift_coef * drift - phi
         loss = aggregate(per_token, action_mask, self.aggregation, num_tokens, self.group_size)
         metrics = {
-            "clip_frac": masked_mean((clipped_term < unclipped_term).float(), action_mask),
+            "clip_frac": masked_mean(clipped.float(), action_mask),
             "drift": masked_mean(k3, action_mask),
             "max_ratio": masked_max(ratio, action_mask),
         }
