@@ -1,4 +1,4 @@
-# mm-eureka-plugin: make install | test | lint | demo
+# mm-eureka-plugin: make install | test | lint | demo | bench
 # On a machine without CUDA the CPU build of torch is installed; OpenRLHF goes in with --no-deps
 # because its flash-attn pin cannot build without CUDA (its other requirements are in setup.py).
 
@@ -10,7 +10,7 @@ TORCH_VERSION := 2.13.0
 OPENRLHF_VERSION := 0.11.2
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format demo constraints clean
+.PHONY: install test lint format demo bench constraints clean
 
 install: $(STAMP)
 
@@ -37,6 +37,10 @@ demo: install
 	$(BIN)/mm-eureka train recipes/smoke-cpu.yaml
 	$(BIN)/mm-eureka plot runs/smoke-cpu
 	@echo "curves: runs/smoke-cpu/metrics.png; tensorboard --logdir runs/smoke-cpu/tensorboard"
+
+# Every benchmark in benchmarks/ (ours vs a baseline, same run), into benchmarks/RESULTS.md (~20 minutes).
+bench: install
+	$(BIN)/python benchmarks/run_all.py
 
 # Re-pin every dependency from the current venv (torch excluded: the Makefile pins it).
 constraints: install
