@@ -38,7 +38,7 @@ demo: install
 	$(BIN)/mm-eureka plot runs/smoke-cpu
 	@echo "curves: runs/smoke-cpu/metrics.png; tensorboard --logdir runs/smoke-cpu/tensorboard"
 
-# Every benchmark in benchmarks/ (ours vs a baseline, same run), into benchmarks/RESULTS.md (~20 minutes).
+# Every benchmark in benchmarks/ (ours vs a baseline, same run), into benchmarks/RESULTS.md (~35 minutes on 2 cores).
 bench: install
 	$(BIN)/python benchmarks/run_all.py
 

@@ -25,6 +25,7 @@ BENCHMARKS = {
     "policy_loss": ["--iters", "2", "--repeats", "1", "--batch", "2", "--tokens", "8"],
     "prm_search": ["--problems", "4", "--k", "4", "--repeats", "1"],
     "prm_scoring": ["--solutions", "2", "--steps", "3", "--repeats", "1"],
+    "data_pipeline": ["--rows", "20", "--images", "4", "--repeats", "1"],
     "cpu_learning": None,
 }
 """Benchmark script name -> its tiny ``--quick`` arguments (None: too long to run quickly; skipped)."""

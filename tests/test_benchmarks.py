@@ -27,6 +27,8 @@ def test_every_benchmark_runs_on_a_tiny_input_and_results_md_reports_each(tmp_pa
     assert (
         "| one forward per step prefix (baseline) | 6 |" in text and "| one forward per solution (ours) | 2 |" in text
     )
+    # data_pipeline: 20 rows
+    assert "| data check |" in text and "ratio resize / no resize (time): " in text
     # cpu_learning trains for minutes: named, and said to be skipped
     assert "## cpu_learning: Learning that needs the images" in text and "Not run with --quick" in text
     assert text.count("ratio ours / baseline") == 3
