@@ -95,6 +95,15 @@ def prm_text(processor, item: PRMInput) -> str:
     return prompt + tagged_solution(item.steps)
 
 
+def tag_logits(model, inputs: dict, tag_id: int, label_ids: list[int]):
+    """The logits of the label tokens at every tag of the batch, ``[tags, 2]`` in row-major order;
+    the vocabulary projection runs only at the columns holding a tag (``logits_to_keep``)."""
+    tags = inputs["input_ids"] == tag_id
+    columns = tags.any(0).nonzero().squeeze(-1)
+    logits = model(**inputs, logits_to_keep=columns).logits
+    return logits[tags[:, columns]][:, label_ids]
+
+
 class PRMScorer:
     """Step scores from a PRM checkpoint (see the module docstring).
 
@@ -137,13 +146,11 @@ class PRMScorer:
         images = [image for item in items for image in item.images]
         inputs = model_inputs(self.processor, self.model, texts, images, self.device)
         with torch.no_grad():
-            logits = self.model(**inputs).logits
-        labels = logits[..., self.label_ids].float().softmax(-1)[..., 0]
-        tags = inputs["input_ids"] == self.tag_id
+            scores = tag_logits(self.model, inputs, self.tag_id, self.label_ids).float().softmax(-1)[:, 0]
+        counts = (inputs["input_ids"] == self.tag_id).sum(-1).tolist()
         out = []
-        for row, item in enumerate(items):
-            row_scores = labels[row][tags[row]].tolist()
+        for item, row_scores in zip(items, scores.split(counts), strict=True):
             if len(row_scores) != len(item.steps):
                 raise ValueError(f"found {len(row_scores)} {PRM_TOKEN} tags for {len(item.steps)} steps")
-            out.append(row_scores)
+            out.append(row_scores.tolist())
         return out

@@ -117,15 +117,6 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def tag_logits(model, inputs: dict, tag_id: int, label_ids: list[int]):
-    """The logits of the label tokens at every tag of the batch, ``[tags, 2]`` in row-major order;
-    the vocabulary projection runs only at the columns holding a tag."""
-    tags = inputs["input_ids"] == tag_id
-    columns = tags.any(0).nonzero().squeeze(-1)
-    logits = model(**inputs, logits_to_keep=columns).logits
-    return logits[tags[:, columns]][:, label_ids]
-
-
 def soft_label_loss(pair_logits, targets):
     """Mean over the tags of the cross-entropy of softmax(Yes, No) (``pair_logits``, ``[tags, 2]``)
     against (target, 1 - target); ``targets`` in tag order."""
@@ -174,7 +165,14 @@ def train(config: PRMTrainConfig, *, progress: bool = True) -> list[float]:
     from mm_eureka_plugin.checkpoints import model_inputs
     from mm_eureka_plugin.data.images import load_image
     from mm_eureka_plugin.patches import install
-    from mm_eureka_plugin.prm.scorer import PRMCheckpointError, PRMInput, make_prm_checkpoint, prm_text, prm_token_ids
+    from mm_eureka_plugin.prm.scorer import (
+        PRMCheckpointError,
+        PRMInput,
+        make_prm_checkpoint,
+        prm_text,
+        prm_token_ids,
+        tag_logits,
+    )
     from mm_eureka_plugin.tiny_vlm import register_processor
 
     rows = read_rows(config.data)

@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mm_eureka_plugin.prm.scorer import PRMInput, PRMScorer, make_prm_checkpoint, prm_text, prm_token_ids
-from mm_eureka_plugin.prm.train import PRMTrainError, load_config, read_rows, soft_label_loss, tag_logits
+from mm_eureka_plugin.prm.scorer import PRMInput, PRMScorer, make_prm_checkpoint, prm_text, prm_token_ids, tag_logits
+from mm_eureka_plugin.prm.train import PRMTrainError, load_config, read_rows, soft_label_loss
 
 MESSAGES = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Is this step right?"}]}]
 
