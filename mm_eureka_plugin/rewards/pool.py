@@ -39,6 +39,8 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 KILL_GRACE_S = 0.5
+START_ATTEMPTS = 3
+"""Tries to start a worker before its slot is given up."""
 STARTUP_TIMEOUT_S = 120.0
 TIMEOUT = "timeout"
 _READY = "ready"
@@ -260,6 +262,23 @@ class WorkerPool:
         threading.Thread(target=self._start_worker, name="mm-eureka-verifier-start", daemon=True).start()
 
     def _start_worker(self) -> None:
+        """Start one worker and check it in; a failed start is retried (:data:`START_ATTEMPTS` in
+        all: spawning can fail transiently, e.g. EFAULT or EAGAIN from exec under load)."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            error = self._try_start_worker()
+            if error is None:
+                return
+            if attempt < START_ATTEMPTS:
+                logger.warning("%s; retrying (%d of %d)", error, attempt + 1, START_ATTEMPTS)
+                time.sleep(0.5 * attempt)
+        logger.error(error)
+        with self._cond:
+            self._live -= 1
+            self._start_error = error
+            self._cond.notify_all()
+
+    def _try_start_worker(self) -> str | None:
+        """Start one worker and check it in; the error message when it could not start."""
         worker = None
         try:
             ours, theirs = socket.socketpair()
@@ -275,16 +294,11 @@ class WorkerPool:
             if not worker.conn.poll(STARTUP_TIMEOUT_S) or worker.conn.recv() != _READY:
                 raise RuntimeError(f"no ready signal within {STARTUP_TIMEOUT_S:.0f} s")
         except Exception as exc:
-            message = f"a verifier worker failed to start: {type(exc).__name__}: {exc}"
-            logger.error(message)
             if worker is not None:
                 self._kill(worker)
-            with self._cond:
-                self._live -= 1
-                self._start_error = message
-                self._cond.notify_all()
-            return
+            return f"a verifier worker failed to start: {type(exc).__name__}: {exc}"
         self._checkin(worker)
+        return None
 
     def _checkout(self, block: bool) -> _Worker | None:
         with self._cond:

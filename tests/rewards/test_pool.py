@@ -153,6 +153,27 @@ def test_a_pool_whose_workers_cannot_start_says_why():
         pool.close()
 
 
+def test_a_worker_whose_spawn_fails_once_is_started_again(monkeypatch, caplog):
+    import subprocess
+
+    real_popen, calls = subprocess.Popen, []
+
+    def flaky_popen(*args, **kwargs):  # exec failing once, as seen on a loaded CI machine
+        calls.append(args)
+        if len(calls) == 1:
+            raise OSError(14, "Bad address")
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", flaky_popen)
+    pool = WorkerPool(size=1)
+    try:
+        assert pool.run("operator:add", [(1, 2)], timeout=5)[0].value == 3
+    finally:
+        pool.close()
+    assert len(calls) == 2
+    assert "failed to start: OSError: [Errno 14] Bad address; retrying (2 of 3)" in caplog.text
+
+
 def test_shared_pools_are_one_per_setting():
     first = shared_pool(1, None, ())
     assert shared_pool(1, None, ()) is first
