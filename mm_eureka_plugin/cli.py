@@ -9,7 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from mm_eureka_plugin.config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, RecipeError, load_recipe
+from mm_eureka_plugin.config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, RecipeError, load_recipe, parse_key_value
 from mm_eureka_plugin.data.records import DataError
 from mm_eureka_plugin.patches import OpenRLHFVersionError
 from mm_eureka_plugin.plot import PlotError
@@ -191,7 +191,7 @@ def cmd_prm_annotate(args: argparse.Namespace) -> int:
             data_format=args.format,
             format_params=_format_params(args),
             judge=args.judge,
-            judge_params=dict(_key_value(item) for item in args.judge_arg),
+            judge_params=dict(parse_key_value(item, "--judge-arg", EvalError) for item in args.judge_arg),
             splitter=args.splitter,
             backend=args.backend,
             temperature=args.temperature,
@@ -240,16 +240,6 @@ def cmd_prm_train(args: argparse.Namespace) -> int:
     losses = train(config)
     print(f"PRM checkpoint in {config.output_dir} (loss {losses[0]:.4f} -> {losses[-1]:.4f} over {len(losses)} steps)")
     return 0
-
-
-def _key_value(item: str) -> tuple[str, object]:
-    """``KEY=VALUE`` with VALUE read as YAML (numbers, booleans, strings)."""
-    import yaml
-
-    key, sep, value = item.partition("=")
-    if not sep or not key:
-        raise EvalError(f"--judge-arg {item!r}: expected KEY=VALUE, e.g. url=http://localhost:8000/v1.")
-    return key, yaml.safe_load(value)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:

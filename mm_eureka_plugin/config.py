@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -71,6 +72,30 @@ _Loader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
     list("-+0123456789."),
 )
+
+
+def load_yaml(text: str) -> Any:
+    """``text`` as YAML, ``1e-6`` read as a number (:class:`_Loader`); ``yaml.YAMLError`` if invalid."""
+    return yaml.load(text, Loader=_Loader)
+
+
+def parse_key_value(item: str, flag: str, error: type[Exception] = ValueError) -> tuple[str, Any]:
+    """A ``KEY=VALUE`` given to ``flag``, the value read with :func:`load_yaml` (empty: None);
+    ``error`` names the flag and the item when it has no ``=`` or the value is not YAML."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise error(f"{flag} {item!r}: expected KEY=VALUE.")
+    try:
+        return key.strip(), load_yaml(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise error(f"{flag} {item!r}: value is not valid YAML: {exc}") from None
+
+
+def reject_unknown_keys(mapping: dict, valid: Sequence[str], where: str, error: type[Exception] = ValueError) -> None:
+    """Raise ``error`` naming the first key of ``mapping`` not in ``valid``, and the valid ones."""
+    unknown = [key for key in mapping if key not in valid]
+    if unknown:
+        raise error(f"{where}: unknown key '{unknown[0]}'. Valid keys: {', '.join(valid)}.")
 
 
 class RecipeError(ValueError):
@@ -446,7 +471,7 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     if not path.is_file():
         raise RecipeError(f"recipe '{path}' does not exist.")
     try:
-        data = yaml.load(path.read_text(), Loader=_Loader) or {}
+        data = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -458,17 +483,14 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
 
 def apply_override(data: dict, override: str, source: str = "recipe") -> None:
     """Apply one ``--set`` override in place: ``openrlhf.FLAG=value`` or ``plugin.KEY[.PARAM...]=value``."""
-    key, sep, raw = override.partition("=")
+    key, sep, _ = override.partition("=")
     section, _, rest = key.strip().partition(".")
     if not sep or not rest or section not in ("openrlhf", "plugin"):
         raise RecipeError(
             f"--set '{override}': write 'openrlhf.FLAG=VALUE' or 'plugin.KEY=VALUE' "
             "(e.g. openrlhf.actor.learning_rate=1e-6, plugin.policy_loss.drift_coef=0.02)."
         )
-    try:
-        value = yaml.load(raw, Loader=_Loader) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"--set '{override}': value is not valid YAML: {exc}") from exc
+    _, value = parse_key_value(override, "--set", RecipeError)
     target = data.setdefault(section, {})
     if not isinstance(target, dict):
         raise RecipeError(f"{source}: section '{section}' must be a mapping.")
@@ -530,9 +552,7 @@ def parse_plugin_section(section: Any, where: str = "", base_dir: Path | None = 
     """Validate the ``plugin:`` mapping into a :class:`PluginConfig`; ``where`` prefixes errors."""
     if not isinstance(section, dict):
         raise RecipeError(f"{where}key 'plugin' must be a mapping; valid keys: {', '.join(PLUGIN_KEYS)}.")
-    unknown = [k for k in section if k not in PLUGIN_KEYS]
-    if unknown:
-        raise RecipeError(f"{where}key 'plugin': unknown key '{unknown[0]}'. Valid keys: {', '.join(PLUGIN_KEYS)}.")
+    reject_unknown_keys(section, PLUGIN_KEYS, f"{where}key 'plugin'", RecipeError)
     device = section.get("device", "auto")
     if device not in DEVICES:
         raise RecipeError(f"{where}key 'plugin.device' must be one of {', '.join(DEVICES)}, got {device!r}.")
@@ -558,9 +578,7 @@ def _parse_data(value: Any, where: str, base_dir: Path | None) -> DataConfig:
     valid = ("path", "format", "min_pixels", "max_pixels", "on_bad_row", "cache_dir")
     if not isinstance(value, dict):
         raise RecipeError(f"{where} must be a mapping with keys {', '.join(valid)}.")
-    unknown = [k for k in value if k not in valid]
-    if unknown:
-        raise RecipeError(f"{where}: unknown key '{unknown[0]}'. Valid keys: {', '.join(valid)}.")
+    reject_unknown_keys(value, valid, where, RecipeError)
     if value.get("format") is None:
         raise RecipeError(f"{where} needs 'format': a data format such as mmk12, mmk12-parquet or openrlhf.")
     for key in ("min_pixels", "max_pixels"):
@@ -589,9 +607,7 @@ def _parse_task(value: Any, where: str) -> SyntheticTaskConfig:
         value = {}
     if not isinstance(value, dict):
         raise RecipeError(f"{where} must be a mapping with keys {', '.join(valid)} (or true for the defaults).")
-    unknown = [k for k in value if k not in valid]
-    if unknown:
-        raise RecipeError(f"{where}: unknown key '{unknown[0]}'. Valid keys: {', '.join(valid)}.")
+    reject_unknown_keys(value, valid, where, RecipeError)
     for key, least in (("seed", 0), ("train_size", 4), ("eval_size", 4)):
         number = value.get(key, least)
         if not isinstance(number, int) or isinstance(number, bool) or number < least:
@@ -607,9 +623,7 @@ def _parse_prm(value: Any, where: str, base_dir: Path | None) -> PRMServerConfig
         value = {"path": value}
     if not isinstance(value, dict):
         raise RecipeError(f"{where} must be a PRM checkpoint path or a mapping with keys {', '.join(valid)}.")
-    unknown = [k for k in value if k not in valid]
-    if unknown:
-        raise RecipeError(f"{where}: unknown key '{unknown[0]}'. Valid keys: {', '.join(valid)}.")
+    reject_unknown_keys(value, valid, where, RecipeError)
     if value.get("path") is None:
         raise RecipeError(f"{where} needs 'path': a PRM checkpoint (see mm_eureka_plugin.prm.make_prm_checkpoint).")
     numbers = {"num_gpus": (0, float), "batch_size": (1, int), "max_wait_ms": (0, float)}

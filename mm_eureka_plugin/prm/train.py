@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from mm_eureka_plugin.config import load_yaml, parse_key_value, reject_unknown_keys
+
 logger = logging.getLogger(__name__)
 
 
@@ -63,20 +65,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> PRMTrai
     are taken from the recipe's folder. :class:`PRMTrainError` names a missing or unknown key."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise PRMTrainError(f"{path}: cannot read the recipe: {exc}") from None
     if not isinstance(data, dict):
         raise PRMTrainError(f"{path}: a PRM training recipe is a mapping of keys to values.")
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise PRMTrainError(f"--set {item!r}: expected KEY=VALUE.")
-        data[key] = yaml.safe_load(value)
-    valid = [f.name for f in fields(PRMTrainConfig)]
-    unknown = [key for key in data if key not in valid]
-    if unknown:
-        raise PRMTrainError(f"{path}: unknown key '{unknown[0]}'. Valid keys: {', '.join(valid)}.")
+    data.update(parse_key_value(item, "--set", PRMTrainError) for item in overrides or [])
+    reject_unknown_keys(data, [f.name for f in fields(PRMTrainConfig)], str(path), PRMTrainError)
     missing = [key for key in ("model", "data", "output_dir") if not data.get(key)]
     if missing:
         raise PRMTrainError(f"{path}: key '{missing[0]}' is required.")

@@ -97,6 +97,10 @@ def test_a_bad_recipe_or_row_names_the_key_or_line(tmp_path):
     recipe.write_text("model: m\ndata: rows.jsonl\n")
     with pytest.raises(PRMTrainError, match="key 'output_dir' is required"):
         load_config(recipe)
+    recipe.write_text("model: m\ndata: rows.jsonl\noutput_dir: out\n")
+    assert load_config(recipe, ["lr=1e-3", "epochs=2"]).lr == 1e-3  # YAML 1.2 floats, as in recipes
+    with pytest.raises(PRMTrainError, match=r"--set 'lr': expected KEY=VALUE"):
+        load_config(recipe, ["lr"])
     recipe.write_text("model: m\ndata: rows.jsonl\noutput_dir: out\nbatch_size: 10\nmicro_batch_size: 4\n")
     with pytest.raises(PRMTrainError, match="not a multiple of micro_batch_size"):
         load_config(recipe)
