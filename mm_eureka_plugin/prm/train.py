@@ -99,9 +99,9 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise PRMTrainError(f"{where}: not valid JSON ({exc.msg}).") from None
-            steps, labels = row.get("steps"), row.get("labels") if isinstance(row, dict) else (None, None)
             if not isinstance(row, dict) or not isinstance(row.get("prompt"), list):
                 raise PRMTrainError(f"{where}: a row needs 'prompt' (chat messages); write rows with prm build-data.")
+            steps, labels = row.get("steps"), row.get("labels")
             if not (isinstance(steps, list) and isinstance(labels, list) and steps and len(steps) == len(labels)):
                 raise PRMTrainError(f"{where}: 'steps' and 'labels' must be non-empty lists of the same length.")
             if not all(isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in labels):

@@ -113,6 +113,9 @@ def test_a_bad_recipe_or_row_names_the_key_or_line(tmp_path):
     )
     with pytest.raises(PRMTrainError, match=r"rows.jsonl, line 2: every label must be a number in \[0, 1\]"):
         read_rows(rows)
+    rows.write_text("[1, 2]\n")
+    with pytest.raises(PRMTrainError, match="rows.jsonl, line 1: a row needs 'prompt'"):
+        read_rows(rows)
 
 
 def test_the_paper_recipe_loads_with_its_settings():
