@@ -374,7 +374,12 @@ def kill(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
     stat = Path(f"/proc/{pid}/stat")
     deadline = time.monotonic() + 5
-    while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z" and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        except (FileNotFoundError, ProcessLookupError):  # reaped between calls: gone
+            return
         time.sleep(0.01)
 
 
