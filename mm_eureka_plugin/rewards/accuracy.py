@@ -15,7 +15,12 @@ How one sample (``response``, gold ``label``) is judged:
 3. **Fast path**: the answer's final expression (:func:`final_expression`: the last ``\\boxed{}``,
    the only math span, or the whole answer when it has no math delimiters) is compared with the
    gold without math-verify when both are plain numbers, or when they are equal as normalised text.
-4. **math-verify** (in a worker process, :mod:`.verifier`): gold parsed as ``$gold$``, the
+4. **Beyond the limits**: an answer is wrong without math-verify when it holds a number of more
+   than ``MAX_DIGITS`` digits written as a power tower or a factorial (``9^{9^{9}}``,
+   ``10^{10^{10}}``, ``38827635!``; :func:`too_large`), whose evaluation is C code that runs for
+   minutes, or brackets nested deeper than ``MAX_NESTING`` (:func:`nesting_depth`), whose parse
+   takes time exponential in the depth (a 20-deep ``\\frac`` chain: about a minute).
+5. **math-verify** (in a worker process, :mod:`.verifier`): gold parsed as ``$gold$``, the
    prediction read with LaTeX and expression extraction, ``verify(gold, prediction)`` (the
    original passed them swapped; verify is not symmetric).
 
@@ -49,6 +54,7 @@ group), or 0 with ``error`` set (``"error"``). It never raises.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import threading
@@ -66,6 +72,10 @@ logger = logging.getLogger(__name__)
 VERIFIER_TASK = "mm_eureka_plugin.rewards.verifier:check"
 MAX_PLAIN_EXPRESSION = 100
 """A math-delimiter-free answer longer than this is left to math-verify's own extraction."""
+MAX_DIGITS = 100_000
+"""Answers with a power or factorial of more digits than this are judged wrong unevaluated."""
+MAX_NESTING = 10
+"""Answers with brackets nested deeper than this are judged wrong unevaluated (real ones: < 6)."""
 
 # ---------------------------------------------------------------------------------------------
 # Answer text
@@ -288,6 +298,48 @@ def plain_number(text: str) -> PlainNumber | None:
     return PlainNumber(value, bool(match["decimal"]), bool(match["percent"]))
 
 
+_NUMBER_TOWER = re.compile(r"(?<![\d.])\d++(?:\.\d++)?(?:\s*+(?:\^|\*\*)\s*+[{(]?\s*+\d++(?:\.\d++)?)++")
+_FACTORIAL = re.compile(r"(?<!\d)(\d++)\s*+!")
+
+
+def _tower_digits(numbers: list[float]) -> float:
+    """About how many digits the largest power of the tower ``a^(b^(c^...))`` has: the most of
+    its sub-towers ``c^...``, ``b^(c^...)``, ... (``inf`` when too many for a float)."""
+    digits = math.log10(numbers[-1]) if numbers[-1] > 0 else 0.0
+    largest = digits
+    for base in reversed(numbers[:-1]):
+        exponent = 10.0**digits if digits < 300 else math.inf
+        digits = exponent * math.log10(base) if base > 1 else 0.0
+        largest = max(largest, digits)
+    return largest
+
+
+def too_large(text: str) -> bool:
+    """Whether ``text`` writes a number of more than :data:`MAX_DIGITS` digits as a tower of powers
+    of numbers (``9^{9^{9}}``, ``10**10**6``) or a factorial (``100000!``)."""
+    for match in _FACTORIAL.finditer(text):
+        n = int(match[1]) if len(match[1]) < 12 else math.inf
+        if n > 1 and (n == math.inf or math.lgamma(n + 1) / math.log(10) > MAX_DIGITS):
+            return True
+    for match in _NUMBER_TOWER.finditer(text):
+        numbers = [float(n) for n in re.findall(r"\d+(?:\.\d+)?", match[0])]
+        if _tower_digits(numbers) > MAX_DIGITS:
+            return True
+    return False
+
+
+def nesting_depth(text: str) -> int:
+    """How deeply ``( [ {`` brackets nest in ``text`` (closing brackets without an opener ignored)."""
+    depth = deepest = 0
+    for bracket in re.findall(r"[(\[{)\]}]", text):
+        if bracket in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(depth - 1, 0)
+    return deepest
+
+
 # ---------------------------------------------------------------------------------------------
 # Choice letters
 
@@ -452,6 +504,15 @@ def _attempts(text: str, expression: str | None, source: str) -> tuple[str, ...]
     return (text,)
 
 
+def _beyond_limits(attempts: tuple[str, ...]) -> str | None:
+    """``"too_large"`` or ``"too_deep"`` when an attempt is beyond the module's limits; else None."""
+    if any(too_large(attempt) for attempt in attempts):
+        return "too_large"
+    if any(nesting_depth(attempt) > MAX_NESTING for attempt in attempts):
+        return "too_deep"
+    return None
+
+
 def _default_workers() -> int:
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(4, available))
@@ -499,7 +560,8 @@ class AccuracyReward:
         self.worker_memory_mb = worker_memory_mb
         self.choices = choices
         self.counts: Counter[str] = Counter()
-        """Samples by outcome: ``bad_gold``, ``timeout``, ``error``, and ``symbolic`` (math-verify tasks run)."""
+        """Samples by outcome: ``bad_gold``, ``timeout``, ``error``, ``too_large``, ``too_deep``, and
+        ``symbolic`` (math-verify tasks run)."""
         self._lock = threading.Lock()
         self._logged_bad_golds: set[str] = set()
 
@@ -531,7 +593,14 @@ class AccuracyReward:
             if verdict is not None:
                 results[i] = _accuracy(float(verdict))
                 continue
-            key = (gold.latex, _attempts(text, expression, source))
+            attempts = _attempts(text, expression, source)
+            beyond = _beyond_limits(attempts)
+            if beyond is not None:
+                with self._lock:
+                    self.counts[beyond] += 1
+                results[i] = _accuracy(0.0)
+                continue
+            key = (gold.latex, attempts)
             tasks.setdefault(key, []).append(i)
             task_golds[gold.latex] = gold
         if tasks:

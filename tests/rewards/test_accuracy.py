@@ -21,8 +21,10 @@ from mm_eureka_plugin.rewards.accuracy import (
     gold_letter,
     is_prose,
     math_to_latex,
+    nesting_depth,
     plain_number,
     strip_unit,
+    too_large,
 )
 from mm_eureka_plugin.rewards.pool import KILL_GRACE_S
 
@@ -324,11 +326,10 @@ def test_works_from_asyncio_to_thread_concurrently(ready):
 
 
 ADVERSARIAL = {
-    "huge exponent": tagged(r"$9^{9^{9^{9}}}$"),
+    "huge exponent (not a tower of numbers)": tagged(r"$(9^{9})^{9^{9}}$"),
     "huge factorial": tagged(r"$\boxed{(10^{8})!}$"),
-    "deep fractions": tagged("$" + r"\frac{1}{" * 50 + "2" + "}" * 50 + "$"),
-    "deep parentheses": tagged("$" + "(" * 300 + "1" + ")" * 300 + "$"),
 }
+"""Answers that reach math-verify and run past any timeout (evaluating a number of 3e9 digits)."""
 
 
 @pytest.mark.parametrize("name", list(ADVERSARIAL))
@@ -341,6 +342,55 @@ def test_adversarial_answers_cost_at_most_the_timeout(ready, name):
     assert result.reward == 0.0 and result.error == "timeout"
     assert elapsed < 1.0 + KILL_GRACE_S + SLACK_S
     assert accuracy.counts["timeout"] == 1
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (r"9^{9^{9}}", True),
+        (r"1^{9^{9^{9}}}", True),  # the inner tower is what math-verify would evaluate
+        ("7**9**8**8", True),
+        (r"9.5^{1000000}", True),
+        (r"\boxed{38827635!}", True),
+        ("100000!", True),
+        (r"2^{2^{2^{2^{2}}}}", False),  # 19,729 digits: quick to evaluate
+        (r"9^{100000}", False),
+        ("25000!", False),
+        (r"x^{10^{10}}", False),
+        (r"0.5^{9^{9}}", False),
+        ("3.14^2 + 10!", False),
+    ],
+)
+def test_too_large(text, expected):
+    assert too_large(text) is expected
+
+
+def test_too_large_reads_long_texts_in_linear_time():
+    for text in ("1" * 200_000, "9^" * 100_000, "1!" * 100_000, "1." * 100_000):
+        started = time.perf_counter()
+        too_large(text)
+        assert time.perf_counter() - started < 2.0
+
+
+def test_nesting_depth():
+    assert nesting_depth(r"\left(\frac{\sqrt{3}}{2}\right)^{2}") == 3
+    assert nesting_depth("(" * 300 + "1" + ")" * 300) == 300
+    assert nesting_depth(")) (a) [b {c}] }") == 2
+
+
+def test_answers_beyond_the_limits_are_wrong_without_math_verify(ready):
+    accuracy = AccuracyReward(timeout=1.0, workers=2)
+    too_large_answers = (r"$9^{9^{9^{9}}}$", "9**9**9**9", r"$\boxed{38827635!}$")
+    too_deep_answers = ("$" + r"\frac{1}{" * 20 + "2" + "}" * 20 + "$", "$" + "(" * 300 + "1" + ")" * 300 + "$")
+    started = time.monotonic()
+    results = accuracy([RewardSample(tagged(a), "5") for a in too_large_answers + too_deep_answers])
+    assert time.monotonic() - started < 0.5
+    assert [(r.reward, r.error) for r in results] == [(0.0, None)] * 5
+    assert accuracy.counts["too_large"] == 3 and accuracy.counts["too_deep"] == 2
+    assert accuracy.counts["symbolic"] == 0
+    # Within the limits, math-verify still decides.
+    assert judge(accuracy, tagged(r"$2^{2^{2}}$"), "16").reward == 1.0
+    assert judge(accuracy, tagged("$" + r"\frac{1}{" * 3 + "2" + "}" * 3 + "$"), r"\frac{1}{2}").reward == 1.0
 
 
 def test_huge_texts_are_cut_to_max_answer_chars(ready):
@@ -356,7 +406,9 @@ def test_a_worker_killed_mid_task_is_replaced(ready):
     pool = accuracy.pool()
     idle = set(pool.pids())
     out = []
-    thread = threading.Thread(target=lambda: out.append(judge(accuracy, ADVERSARIAL["huge exponent"], "5")))
+    thread = threading.Thread(
+        target=lambda: out.append(judge(accuracy, ADVERSARIAL["huge exponent (not a tower of numbers)"], "5"))
+    )
     thread.start()
     deadline = time.monotonic() + 10
     while len(busy := idle - set(pool.pids())) != 1 and time.monotonic() < deadline:
