@@ -28,6 +28,8 @@ PATCHES: dict[str, tuple[str, ...]] = {
     "openrlhf.trainer.ppo_utils.experience_maker": ("experience_maker",),
     "openrlhf.trainer.ppo_utils.samples_generator": ("samples_generator",),
     "openrlhf.trainer.ppo_trainer": ("ppo_trainer",),
+    "openrlhf.utils.vlm_utils": ("vlm_utils",),
+    "openrlhf.trainer.ray.vllm_engine": ("vllm_engine",),
 }
 """Module -> the modules of this package whose ``patch(module)`` adapt it, on every device."""
 

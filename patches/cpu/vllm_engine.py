@@ -20,6 +20,8 @@ from types import ModuleType
 
 import ray
 
+from mm_eureka_plugin.patches.vlm_utils import share_group_inputs
+
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 64
@@ -225,6 +227,7 @@ class CPURolloutActor:
             ids.append(encoded[0])
         return ids
 
+    @share_group_inputs
     async def generate_responses(
         self, prompt, label, sampling_params, max_length, hf_tokenizer, num_samples=1, images=None
     ):

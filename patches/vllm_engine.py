@@ -1,0 +1,24 @@
+"""``openrlhf.trainer.ray.vllm_engine``: the rollout actor processes a prompt's images once per
+group of samples (:func:`~mm_eureka_plugin.patches.vlm_utils.share_group_inputs`).
+
+``RolloutRayActor`` is already a Ray actor class when this runs, so it is replaced by a
+subclass of the class it wraps, made an actor class again (Ray may copy methods into its actor
+classes, so patching the method in place is not enough).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import ray
+
+from mm_eureka_plugin.patches.vlm_utils import share_group_inputs
+
+
+def patch(module: ModuleType) -> None:
+    upstream = module.RolloutRayActor.__ray_actor_class__
+
+    class RolloutRayActor(upstream):
+        generate_responses = share_group_inputs(upstream.generate_responses)
+
+    module.RolloutRayActor = ray.remote(RolloutRayActor)
