@@ -4,7 +4,8 @@ Runs ``mm-eureka train recipes/smoke-cpu.yaml`` twice on this machine, once on t
 and once with every image the same grey (``plugin.synthetic_task.blank``), and reports for each:
 greedy accuracy on the held-out images at every evaluation, the wall time of the whole command,
 the peak memory of all its processes (sum of resident set sizes, sampled every 0.5 s: Ray's
-workers are children of the command), and the median time per step by phase. It checks the
+workers are children of the command), and the median time per step by phase (generation, with the
+reward's share; experience; training; weight sync). It checks the
 issue's targets: final greedy accuracy >= 0.8 on the task and <= 0.45 on the control, each run
 at most 10 minutes and 8 GiB.
 
@@ -92,6 +93,12 @@ def run(out_dir: Path, blank: bool, sets: list[str]) -> dict:
         "median_phase_seconds": {
             phase: round(statistics.median(m[phase] for m in train.values() if phase in m), 3) for phase in PHASES
         },
+        # The reward runs inside generation, per sample in the rollout actors' threads: its
+        # per-step figure is the sum over the step's samples of each sample's scoring time.
+        "median_reward_seconds": round(
+            statistics.median(m["reward_seconds"] * m["rollout/num_samples"] for m in train.values()), 3
+        ),
+        "median_samples_per_step": statistics.median(m["rollout/num_samples"] for m in train.values()),
     }
 
 
@@ -112,7 +119,14 @@ def report(task: dict, control: dict) -> str:
             f"| {name} | {result['steps']} | {curve} | {result['final_accuracy']:.2f} | "
             f"{result['seconds']:.0f} | {result['peak_gib']:.2f} |"
         )
-    phases = ", ".join(f"{k.removeprefix('timing/')} {v:.2f}" for k, v in task["median_phase_seconds"].items())
+    phase = {k.removeprefix("timing/"): v for k, v in task["median_phase_seconds"].items()}
+    phases = (
+        f"generation {phase['generation']:.2f} (rollout with the reward and the accuracy filter's extra prompts; "
+        f"the reward's own time, summed over the step's {task['median_samples_per_step']:.0f} samples scored "
+        f"concurrently: {task['median_reward_seconds']:.2f}), make_experience {phase['make_experience']:.2f}, "
+        f"ppo_train {phase['ppo_train']:.2f}, broadcast (weight sync) {phase['broadcast']:.2f}, "
+        f"step_total {phase['step_total']:.2f}"
+    )
     lines = [
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB, no GPU.",

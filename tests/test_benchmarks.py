@@ -19,6 +19,11 @@ def test_every_benchmark_runs_on_a_tiny_input_and_results_md_reports_each(tmp_pa
     text = out.read_text()
     assert "Written by `make bench` (quick: tiny inputs, not a measure)" in text and "Machine: " in text
     assert "No GPU on this machine" in text  # CI has none: the gap is explained, not left
+    # accuracy_reward: 4 groups of 4
+    assert "16 responses in 4 groups of 4" in text and "| MM-Eureka per sample, one process (baseline) |" in text
+    assert "| ours, one call per group |" in text and "Latency of one adversarial sample alone (3 samples" in text
+    # rollout_prompts: 2 prompts x 2 samples
+    assert "2 prompts x 2 samples" in text and "| patched, once per group (ours) |" in text
     # policy_loss
     assert "| OpenRLHF PolicyLoss(ppo) (baseline) |" in text and "| CPGD through PluginPolicyLoss (ours) |" in text
     # prm_search
@@ -31,7 +36,7 @@ def test_every_benchmark_runs_on_a_tiny_input_and_results_md_reports_each(tmp_pa
     assert "| data check |" in text and "ratio resize / no resize (time): " in text
     # cpu_learning trains for minutes: named, and said to be skipped
     assert "## cpu_learning: Learning that needs the images" in text and "Not run with --quick" in text
-    assert text.count("ratio ours / baseline") == 3
+    assert text.count("ratio ours / baseline") == 6
 
 
 def test_cpu_learning_benchmark_explains_itself():
