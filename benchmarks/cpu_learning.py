@@ -94,11 +94,16 @@ def run(out_dir: Path, blank: bool, sets: list[str]) -> dict:
             phase: round(statistics.median(m[phase] for m in train.values() if phase in m), 3) for phase in PHASES
         },
         # The reward runs inside generation, per sample in the rollout actors' threads: its
-        # per-step figure is the sum over the step's samples of each sample's scoring time.
+        # per-step figure is the sum of the step's per-sample scoring times (its busy time).
         "median_reward_seconds": round(
-            statistics.median(m["reward_seconds"] * m["rollout/num_samples"] for m in train.values()), 3
+            statistics.median(
+                m["reward_seconds"] * m["rollout/num_samples"] for m in train.values() if "reward_seconds" in m
+            ),
+            3,
         ),
-        "median_samples_per_step": statistics.median(m["rollout/num_samples"] for m in train.values()),
+        "median_samples_per_step": statistics.median(
+            m["rollout/num_samples"] for m in train.values() if "reward_seconds" in m
+        ),
     }
 
 
@@ -122,8 +127,8 @@ def report(task: dict, control: dict) -> str:
     phase = {k.removeprefix("timing/"): v for k, v in task["median_phase_seconds"].items()}
     phases = (
         f"generation {phase['generation']:.2f} (rollout with the reward and the accuracy filter's extra prompts; "
-        f"the reward's own time, summed over the step's {task['median_samples_per_step']:.0f} samples scored "
-        f"concurrently: {task['median_reward_seconds']:.2f}), make_experience {phase['make_experience']:.2f}, "
+        f"the reward's own time, summed over the step's {task['median_samples_per_step']:.0f} samples, "
+        f"scored in threads beside generation: {task['median_reward_seconds']:.2f}), make_experience {phase['make_experience']:.2f}, "
         f"ppo_train {phase['ppo_train']:.2f}, broadcast (weight sync) {phase['broadcast']:.2f}, "
         f"step_total {phase['step_total']:.2f}"
     )

@@ -14,6 +14,7 @@ import argparse
 import ast
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -49,6 +50,14 @@ def describe(name: str) -> str:
     return docstring.splitlines()[0]
 
 
+_LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+\] \[(?:DEBUG|INFO|WARNING)\] .*\n?", re.MULTILINE)
+
+
+def _without_logs(text: str) -> str:
+    """``text`` without the log lines DeepSpeed prints on stdout when imported."""
+    return _LOG_LINE.sub("", text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="run these benchmarks only")
@@ -71,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - start
         shown = " ".join(["python", f"benchmarks/{name}.py", *extra])
         body = (
-            run.stdout.strip()
+            _without_logs(run.stdout).strip()
             if run.returncode == 0
             else f"FAILED (exit {run.returncode}):\n\n```\n{run.stderr[-3000:]}\n```"
         )

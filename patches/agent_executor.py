@@ -39,7 +39,8 @@ logger = logging.getLogger(__name__)
 
 ERROR_KEY = "reward_error"
 SECONDS_KEY = "reward_seconds"
-"""Per-sample log of the seconds its reward took (images loaded included)."""
+"""Per-sample log of the seconds its reward took in its thread (images loaded included; the wait
+for a free thread not included: summed over a step, the time its threads spent scoring)."""
 RESERVED_KEYS = ("reward", "score", "response_clip_ratio")
 """Per-sample info keys OpenRLHF sets itself: a reward component of that name is logged as ``reward_<name>``."""
 
@@ -99,10 +100,9 @@ class AgentExecutor(SingleTurnAgentExecutor):
         response_ids = output["observation_tokens"][start:end]
         response = hf_tokenizer.decode(response_ids, skip_special_tokens=True)
         answer, metadata = decode_label(label)
-        start_time = time.perf_counter()
-        result = await asyncio.to_thread(self._score, response, answer, prompt, images, metadata)
+        result, seconds = await asyncio.to_thread(self._score, response, answer, prompt, images, metadata)
         logs = self._logs(result, metadata)
-        logs[SECONDS_KEY] = time.perf_counter() - start_time
+        logs[SECONDS_KEY] = seconds
         output.update(
             reward=result.reward, scores=result.reward if result.score is None else result.score, extra_logs=logs
         )
@@ -111,7 +111,12 @@ class AgentExecutor(SingleTurnAgentExecutor):
             output[STEP_REWARDS] = [(start + i, value) for i, (_, value) in zip(ends, result.step_rewards or [])]
         return output
 
-    def _score(self, response: str, answer: str, prompt: str, images, metadata: dict) -> RewardResult:
+    def _score(self, response: str, answer: str, prompt: str, images, metadata: dict) -> tuple[RewardResult, float]:
+        """The reward's result and the seconds it took."""
+        start = time.perf_counter()
+        return self._result(response, answer, prompt, images, metadata), time.perf_counter() - start
+
+    def _result(self, response: str, answer: str, prompt: str, images, metadata: dict) -> RewardResult:
         try:
             refs = images if isinstance(images, list) else ([] if images is None else [images])
             pil_images = [load_image(ref) for ref in refs if ref is not None]
