@@ -294,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     wide_pool = WorkerPool(size=reward.workers, preload=("mm_eureka_baseline", "math_verify"))
     pools = (reward.pool(), base_pool, wide_pool)
     assert all(pool.wait_ready() for pool in pools), "verifier workers did not start"
-    ours_by_group(reward, cases[: 4 * args.n], args.n), baseline(base_pool, cases[:32])  # warm: not timed
+    ours_by_group(reward, cases[: 4 * args.n], args.n)  # warm every worker: not timed
+    baseline(base_pool, cases[:32])
     baseline(wide_pool, cases[:32])
 
     runs: dict[str, list[float]] = {"baseline": [], "baseline_wide": [], "ours": [], "ours_per_sample": []}

@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             prompts.append(
                 (processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), [str(path)])
             )
-        batch(upstream, processor, prompts[:1], 2), batch(patched, processor, prompts[:1], 2)  # warm: not timed
+        for actor_class in (upstream, patched):  # warm: not timed
+            batch(actor_class, processor, prompts[:1], 2)
         runs: dict[str, list[float]] = {"upstream": [], "ours": []}
         groups: dict[str, list[dict]] = {}
         for _ in range(args.repeats):
