@@ -207,12 +207,14 @@ def adversarial(rng: random.Random) -> str:
 
 
 def make_corpus(groups: int, n: int, adversarial_share: float, seed: int = 0) -> list[dict]:
-    """``groups * n`` cases: ``response``, ``gold``, ``expected`` (1 or 0), ``adversarial``."""
+    """``groups * n`` cases: ``response``, ``gold``, ``expected`` (1 or 0), ``category`` (the gold's
+    kind, e.g. ``integer``, or ``adversarial``)."""
     rng = random.Random(seed)
     makers, weights = zip(*CASES)
     cases = []
     for _ in range(groups):
-        gold, right, wrong = rng.choices(makers, weights)[0](rng)
+        maker = rng.choices(makers, weights)[0]
+        gold, right, wrong = maker(rng)
         accuracy = rng.choice([0.1, 0.3, 0.5, 0.7, 0.9])  # groups of every difficulty
         for _ in range(n):
             hostile = rng.random() < adversarial_share
@@ -228,12 +230,9 @@ def make_corpus(groups: int, n: int, adversarial_share: float, seed: int = 0) ->
                 response = f"<think>{think(rng)}</think>\nTherefore, the final answer is {answer}"
             else:
                 response = f"<think>{think(rng)}</think> <answer>\n{answer}\n</answer>"
-            cases.append({"response": response, "gold": gold, "expected": expected, "adversarial": hostile})
+            category = "adversarial" if hostile else maker.__name__.removesuffix("_case")
+            cases.append({"response": response, "gold": gold, "expected": expected, "category": category})
     return cases
-
-
-def agreement(cases: list[dict], scores: list[float]) -> float:
-    return sum(score == case["expected"] for case, score in zip(cases, scores, strict=True)) / len(cases)
 
 
 def baseline(pool: WorkerPool, cases: list[dict]) -> list[float]:
@@ -322,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
 
     median = {name: statistics.median(values) for name, values in runs.items()}
     rate = {name: len(cases) / seconds for name, seconds in median.items()}
-    hostile_count = sum(c["adversarial"] for c in cases)
+    hostile_count = sum(c["category"] == "adversarial" for c in cases)
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores; ours with {reward.workers} verifier workers.")
     print(
         f"{len(cases)} responses in {args.groups} groups of {args.n} ({hostile_count} adversarial), "
@@ -338,9 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, label in described.items():
         hits, total = labelled_agreement["baseline" if name.startswith("baseline") else "ours"]
+        generated_hits, generated = mm_eureka_baseline.agreement(cases, scores[name])["all"]
         print(
-            f"| {label} | {rate[name]:.0f} | {median[name]:.2f} | {agreement(cases, scores[name]):.3f} "
-            f"| {hits}/{total} |"
+            f"| {label} | {rate[name]:.0f} | {median[name]:.2f} | {generated_hits / generated:.3f} | {hits}/{total} |"
         )
     print(f"\nLatency of one adversarial sample alone ({len(hostile)} samples, s):\n")
     print("| reward | p50 | p99 | max |")
