@@ -83,6 +83,7 @@ def run(out_dir: Path, blank: bool, sets: list[str]) -> dict:
     lines = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
     train = {line["step"]: line["metrics"] for line in lines if line["kind"] == "train"}
     evals = {line["step"]: line["metrics"]["eval_default_pass1"] for line in lines if line["kind"] == "eval"}
+    timed_reward = [m for m in train.values() if "reward_seconds" in m]  # a few steps log none
     return {
         "blank": blank,
         "seconds": round(seconds, 1),
@@ -96,14 +97,9 @@ def run(out_dir: Path, blank: bool, sets: list[str]) -> dict:
         # The reward runs inside generation, per sample in the rollout actors' threads: its
         # per-step figure is the sum of the step's per-sample scoring times (its busy time).
         "median_reward_seconds": round(
-            statistics.median(
-                m["reward_seconds"] * m["rollout/num_samples"] for m in train.values() if "reward_seconds" in m
-            ),
-            3,
+            statistics.median(m["reward_seconds"] * m["rollout/num_samples"] for m in timed_reward), 3
         ),
-        "median_samples_per_step": statistics.median(
-            m["rollout/num_samples"] for m in train.values() if "reward_seconds" in m
-        ),
+        "median_samples_per_step": statistics.median(m["rollout/num_samples"] for m in timed_reward),
     }
 
 
