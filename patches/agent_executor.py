@@ -5,8 +5,9 @@ with the plugin's reward, which sees the response text, the images and the row's
 ``plugin.reward``. OpenRLHF executes it as a module in each rollout actor and instantiates
 :class:`AgentExecutor` with no arguments. Per sample, it
 
-- forbids the vision special tokens in sampling (vLLM ``bad_words``): a policy that samples an
-  ``<|image_pad|>`` breaks the training forward ("Image features and image tokens do not match");
+- forbids the vision special tokens in sampling (vLLM ``logit_bias`` of -inf on each): a policy
+  that samples an ``<|image_pad|>`` breaks the training forward ("Image features and image tokens
+  do not match");
 - generates with OpenRLHF's own ``SingleTurnAgentExecutor.execute`` (no reward endpoint set);
 - scores the decoded response (special tokens skipped) with the reward, in a thread, and sets
   ``reward``, ``scores`` (the result's ``score``, e.g. accuracy, which OpenRLHF's dynamic filtering
@@ -28,7 +29,7 @@ from copy import deepcopy
 
 from openrlhf.utils.agent import SingleTurnAgentExecutor
 
-from mm_eureka_plugin.checkpoints import vision_special_tokens
+from mm_eureka_plugin.checkpoints import vision_logit_bias
 from mm_eureka_plugin.config import PluginConfig
 from mm_eureka_plugin.data.images import load_image
 from mm_eureka_plugin.data.records import decode_label
@@ -84,13 +85,13 @@ class AgentExecutor(SingleTurnAgentExecutor):
         # OpenRLHF concatenates per-sample logs over the batch: every sample must log the same keys.
         self.component_keys = sorted(score_samples(self.reward, [_probe_sample()])[0].components)
         self.dense = any(getattr(reward, "dense", False) for reward in iter_rewards(self.reward))
-        self._banned: list[str] | None = None
+        self._banned: dict[int, float] | None = None
 
     def _sampling_params(self, sampling_params, hf_tokenizer):
         if self._banned is None:
-            self._banned = vision_special_tokens(hf_tokenizer)
+            self._banned = vision_logit_bias(hf_tokenizer)
         params = deepcopy(sampling_params)
-        params.bad_words = sorted({*(getattr(params, "bad_words", None) or []), *self._banned})
+        params.logit_bias = {**(getattr(params, "logit_bias", None) or {}), **self._banned}
         return params
 
     async def execute(self, prompt, label, sampling_params, max_length: int, hf_tokenizer, llm_engine, images=None):

@@ -24,6 +24,9 @@ def test_every_benchmark_runs_on_a_tiny_input_and_results_md_reports_each(tmp_pa
     assert "| ours, one call per group |" in text and "Latency of one adversarial sample alone (3 samples" in text
     # rollout_prompts: 2 prompts x 2 samples
     assert "2 prompts x 2 samples" in text and "| patched, once per group (ours) |" in text
+    # rollout_engines: 2 prompts x 2 samples on each engine
+    assert "2 prompts x 2 samples, temperature 1.0; vLLM eager" in text
+    assert "| transformers |" in text and "| vllm |" in text and "Ratio vllm / transformers: start " in text
     # policy_loss
     assert "| OpenRLHF PolicyLoss(ppo) (baseline) |" in text and "| CPGD through PluginPolicyLoss (ours) |" in text
     # prm_search

@@ -93,7 +93,7 @@ SMOKE_RECIPE = ROOT / "recipes" / "smoke-cpu.yaml"
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["vllm.num_engines=0"], "must be at least 1: on CPU rollouts come from the plugin's CPU rollout actors"),
+        (["vllm.num_engines=0"], "must be at least 1: on CPU, rollouts come from rollout actors too"),
         (["vllm.tensor_parallel_size=2"], "must be 1 on CPU"),
         (["vllm.sync_with_ray=true"], "is not supported on CPU"),
         (

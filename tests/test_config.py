@@ -118,6 +118,19 @@ def test_plugin_config_round_trips_through_the_environment(monkeypatch):
     assert PluginConfig.from_env() == PluginConfig()
 
 
+@pytest.mark.parametrize(
+    "rollout, cpu, engine",
+    [
+        ("auto", False, "vllm"),
+        ("auto", True, "transformers"),
+        ("vllm", True, "vllm"),
+        ("transformers", True, "transformers"),
+    ],
+)
+def test_the_rollout_engine_follows_the_recipe_else_the_device(rollout, cpu, engine):
+    assert parse_plugin_section({"rollout": rollout}).rollout_engine(cpu) == engine
+
+
 DATA_RECIPE = """\
 openrlhf:
   data.max_images_per_prompt: 1
@@ -178,6 +191,7 @@ def test_gae_is_refused_with_images(tmp_path):
         ("data: {path: a.jsonl, format: mmk12, colour: red}", "unknown key 'colour'"),
         ("data: {path: a.jsonl, format: mmk13}", "key 'plugin.data.format': unknown data_format 'mmk13'"),
         ("reward: acuracy", "key 'plugin.reward': unknown reward 'acuracy'. Valid names: accuracy"),
+        ("rollout: hf", "key 'plugin.rollout' must be one of auto, vllm, transformers, got 'hf'"),
     ],
 )
 def test_bad_plugin_data_reward_and_filter_settings(tmp_path, plugin, message):

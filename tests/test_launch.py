@@ -1,9 +1,11 @@
-"""The launcher's run bookkeeping: a new run's metrics file."""
+"""The launcher's run bookkeeping (a new run's metrics file) and its checks of the rollout engine."""
 
 import json
 
-from mm_eureka_plugin.config import load_recipe
-from mm_eureka_plugin.launch import start_metrics_file
+import pytest
+
+from mm_eureka_plugin.config import RecipeError, load_recipe
+from mm_eureka_plugin.launch import check_rollout_engine, start_metrics_file
 
 
 def recipe_in(tmp_path, *overrides):
@@ -28,3 +30,61 @@ def test_a_new_run_keeps_the_earlier_runs_metrics_beside_its_own(tmp_path):
 
     start_metrics_file(recipe_in(tmp_path))  # nothing to keep
     assert len(list(metrics.parent.glob("metrics*"))) == 1
+
+
+def test_the_transformers_rollout_actor_is_refused_on_gpu(tmp_path):
+    recipe = recipe_in(tmp_path, "plugin.rollout=transformers")
+    with pytest.raises(RecipeError, match="key 'plugin.rollout': transformers is the CPU rollout actor"):
+        check_rollout_engine(recipe, cpu=False)
+    check_rollout_engine(recipe_in(tmp_path, "plugin.rollout=vllm"), cpu=False)
+
+
+def test_simulated_missing_vllm_is_refused_on_cpu_with_the_install_command(tmp_path, monkeypatch):
+    """vLLM made unfindable here (it is installed): the launcher names the fix before Ray starts."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else find_spec(name, *a))
+    with pytest.raises(RecipeError, match="plugin.rollout is vllm, but vLLM is not installed.*make install"):
+        check_rollout_engine(recipe_in(tmp_path, "plugin.rollout=vllm"), cpu=True)
+    check_rollout_engine(recipe_in(tmp_path, "plugin.rollout=transformers"), cpu=True)
+
+
+def test_simulated_broken_vllm_is_refused_on_cpu_saying_what_breaks_it(tmp_path, monkeypatch):
+    """An installed vLLM whose import fails (simulated: its loader raises what a CUDA build of
+    torchvision makes it raise): named with the cause, for either engine, since OpenRLHF imports
+    vLLM when it is installed."""
+    import importlib.abc
+    import importlib.util
+    import sys
+
+    class BrokenLoader(importlib.abc.Loader):
+        def exec_module(self, module):
+            raise RuntimeError("operator torchvision::nms does not exist")
+
+    class BrokenFinder(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            return importlib.util.spec_from_loader(name, BrokenLoader()) if name == "vllm" else None
+
+    monkeypatch.delitem(sys.modules, "vllm", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [BrokenFinder(), *sys.meta_path])
+    for engine in ("vllm", "transformers"):
+        with pytest.raises(RecipeError, match="vLLM is installed but cannot be imported .*nms.*uninstall them"):
+            check_rollout_engine(recipe_in(tmp_path, f"plugin.rollout={engine}"), cpu=True)
+
+
+def test_a_policy_whose_head_size_vllm_cpu_cannot_run_is_refused_before_its_engine_starts(tmp_path):
+    import argparse
+
+    from mm_eureka_plugin.launch import check_rollout_model
+    from mm_eureka_plugin.tiny_vlm import tiny_config
+
+    config = tiny_config()
+    config.text_config.num_attention_heads, config.text_config.num_key_value_heads = 4, 2  # head size 16
+    config.save_pretrained(tmp_path / "model")
+    args = argparse.Namespace(**{"actor.model_name_or_path": str(tmp_path / "model")})
+    with pytest.raises(RecipeError, match=r"head size 16; vLLM's CPU attention runs head sizes 32, 64, .* only"):
+        check_rollout_model(recipe_in(tmp_path, "plugin.rollout=vllm"), True, args)
+    check_rollout_model(recipe_in(tmp_path, "plugin.rollout=transformers"), True, args)  # no vLLM, no limit
+    tiny_config().save_pretrained(tmp_path / "model")  # head size 32
+    check_rollout_model(recipe_in(tmp_path, "plugin.rollout=vllm"), True, args)

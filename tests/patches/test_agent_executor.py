@@ -81,7 +81,7 @@ def execute(executor, processor, engine, label, images, prompt=None):
             images=images,
         )
     )
-    assert params.bad_words is None  # the caller's parameters are not changed
+    assert params.logit_bias is None  # the caller's parameters are not changed
     return output
 
 
@@ -100,9 +100,9 @@ def test_fake_vllm_rollout_scores_the_response_with_the_weighted_reward(plugin_e
     assert len(mm_data["image"]) == 1
     image_pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     assert prompt_ids.count(image_pad) == (56 // 28) * (84 // 28)  # the image went through the processor
-    for token in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>"):
-        assert token in params.bad_words
-    assert "<|im_end|>" not in params.bad_words
+    banned = processor.tokenizer.convert_tokens_to_ids(["<|image_pad|>", "<|video_pad|>", "<|vision_start|>"])
+    assert all(params.logit_bias[token] == float("-inf") for token in banned)
+    assert processor.tokenizer.convert_tokens_to_ids("<|im_end|>") not in params.logit_bias
 
 
 def test_fake_vllm_rollout_gives_the_reward_response_images_and_metadata(plugin_env, processor, image_path, tmp_path):

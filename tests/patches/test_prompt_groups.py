@@ -171,7 +171,7 @@ def test_patched_rollout_actors_pickle_as_ray_exports_them(actor_module):
     """Ray sends an actor class to its worker by value (cloudpickle): the wrapper must pickle."""
     from ray import cloudpickle
 
-    from mm_eureka_plugin.patches.cpu.vllm_engine import CPURolloutActor
+    from mm_eureka_plugin.patches.cpu.rollout_actor import CPURolloutActor
 
     for actor_class in (actor_module.RolloutRayActor, CPURolloutActor):
         restored = pickle.loads(cloudpickle.dumps(actor_class.__ray_metadata__.modified_class))
@@ -179,7 +179,7 @@ def test_patched_rollout_actors_pickle_as_ray_exports_them(actor_module):
 
 
 def test_the_cpu_rollout_actor_shares_group_inputs():
-    from mm_eureka_plugin.patches.cpu.vllm_engine import CPURolloutActor
+    from mm_eureka_plugin.patches.cpu.rollout_actor import CPURolloutActor
 
     wrapped = CPURolloutActor.__ray_actor_class__.generate_responses
     assert wrapped.__wrapped__.__qualname__ == "CPURolloutActor.generate_responses"

@@ -10,8 +10,8 @@ import types
 import pytest
 from PIL import Image
 
+from mm_eureka_plugin.checkpoints import vision_token_ids
 from mm_eureka_plugin.cli import main
-from mm_eureka_plugin.prm.generate import vision_token_ids
 
 N = 3
 SAMPLING = ["--n", str(N), "--max-new-tokens", "6", "--batch-size", "2", "--seed", "7"]
@@ -174,7 +174,8 @@ def test_fake_vllm_backend_gets_the_templated_prompt_images_and_sampling_setting
             1.0,
             6,
         )
-        assert "<|image_pad|>" in params.bad_words and "<|im_end|>" not in params.bad_words
+        image_pad, im_end = processor.tokenizer.convert_tokens_to_ids(["<|image_pad|>", "<|im_end|>"])
+        assert params.logit_bias[image_pad] == float("-inf") and im_end not in params.logit_bias
         assert processor.tokenizer.convert_tokens_to_ids("<|im_end|>") in params.stop_token_ids
     assert rows[1]["responses"] == [f"<answer>{7 * SEED_STRIDE + 1}-{i}</answer>" for i in range(N)]
     assert json.loads((out / "eval.json").read_text())["policy"]["backend"] == "vllm"
