@@ -4,7 +4,8 @@ Both engines are started the way a CPU run starts them (the launcher's Ray, Open
 ``create_vllm_engines``, the plugin's executor and accuracy reward) on the colour task's tiny
 Qwen2.5-VL, and given what one training step of ``recipes/smoke-cpu.yaml`` asks: ``--prompts``
 prompts with one image each, ``--n`` samples per prompt at temperature 1.0, all in flight at once,
-with at most 1 and at most 32 new tokens. Reported per engine: the start time (actor creation to
+with exactly 1 and exactly 32 new tokens (``min_tokens`` = ``max_tokens``: the random policy would
+often stop sooner). Reported per engine: the start time (actor creation to
 its first answer), the median seconds per batch over ``--repeats`` batches after one warm-up batch,
 and the memory of the engine's process tree (the actor and, for vLLM, its engine-core and worker
 processes; sum of resident set sizes after the batches). The ratio is vllm / transformers.
@@ -81,7 +82,7 @@ def measure(task, engine: str, args: argparse.Namespace, section: dict) -> dict:
     ]
 
     def batch(max_tokens: int) -> float:
-        params = SamplingParams(temperature=1.0, max_tokens=max_tokens, min_tokens=1)
+        params = SamplingParams(temperature=1.0, max_tokens=max_tokens, min_tokens=max_tokens)
         began = time.perf_counter()
         refs = [
             actor.generate_responses.remote(text, label, params, 256, processor, num_samples=args.n, images=images)
@@ -116,7 +117,14 @@ def main() -> int:
     section = {"device": "cpu", "reward": "accuracy", "data": {"format": "openrlhf"}}
     with tempfile.TemporaryDirectory(prefix="rollout-engines-") as tmp:
         task = build_colour_task(Path(tmp) / "task", train_size=4, eval_size=max(args.prompts, 4))
-        init_ray(parse_plugin_section(section), cpu=True, num_cpus=4, num_gpus=2, include_dashboard=False)
+        init_ray(
+            parse_plugin_section(section),
+            cpu=True,
+            num_cpus=4,
+            num_gpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
         try:
             results = {engine: measure(task, engine, args, section) for engine in ENGINES}
         finally:
@@ -128,7 +136,7 @@ def main() -> int:
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB, no GPU. {args.prompts} prompts x {args.n} samples, "
         f"temperature 1.0; vLLM {mode}; median of {args.repeats} batches after a warm-up batch.",
         "",
-        "| engine | start s | batch s, 1 token | batch s, <= 32 tokens | memory GiB (engine processes) |",
+        "| engine | start s | batch s, 1 token | batch s, 32 tokens | memory GiB (engine processes) |",
         "|---|---|---|---|---|",
     ]
     for engine, result in results.items():
@@ -141,7 +149,7 @@ def main() -> int:
         "",
         f"Ratio vllm / transformers: start {vllm['start'] / hf['start']:.2f}, "
         f"1 token {vllm['seconds'][1] / hf['seconds'][1]:.2f}, "
-        f"<= 32 tokens {vllm['seconds'][32] / hf['seconds'][32]:.2f}, memory {vllm['rss_gib'] / hf['rss_gib']:.2f}.",
+        f"32 tokens {vllm['seconds'][32] / hf['seconds'][32]:.2f}, memory {vllm['rss_gib'] / hf['rss_gib']:.2f}.",
     ]
     print("\n".join(lines))
     return 0

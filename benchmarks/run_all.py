@@ -51,11 +51,14 @@ def describe(name: str) -> str:
     return docstring.splitlines()[0]
 
 
-_LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+\] \[(?:DEBUG|INFO|WARNING)\] .*\n?", re.MULTILINE)
+_LOG_LINE = re.compile(
+    r"^(?:\[\d{4}-\d\d-\d\d [\d:,]+\] \[(?:DEBUG|INFO|WARNING)\]|(?:DEBUG|INFO|WARNING) \d\d-\d\d [\d:]+ \[[^\]]*\]) .*\n?",
+    re.MULTILINE,
+)
 
 
 def _without_logs(text: str) -> str:
-    """``text`` without the log lines DeepSpeed prints on stdout when imported."""
+    """``text`` without the log lines DeepSpeed and vLLM print on stdout when imported."""
     return _LOG_LINE.sub("", text)
 
 
