@@ -46,7 +46,7 @@ demo: install
 	$(BIN)/mm-eureka plot runs/smoke-cpu
 	@echo "curves: runs/smoke-cpu/metrics.png; tensorboard --logdir runs/smoke-cpu/tensorboard"
 
-# Every benchmark in benchmarks/ (ours vs a baseline, same run), into benchmarks/RESULTS.md (~35 minutes on 2 cores).
+# Every benchmark in benchmarks/ (ours vs a baseline, same run), into benchmarks/RESULTS.md (~60 minutes on 2 cores).
 bench: install
 	$(BIN)/python benchmarks/run_all.py
 
