@@ -332,3 +332,23 @@ def test_a_policy_biased_towards_an_image_token_never_samples_one_through_the_ex
     for output in outputs:
         start, end = output["action_ranges"][0]
         assert end > start and not banned & set(output["observation_tokens"][start:end])
+
+
+def test_a_dead_vllm_engine_fails_the_next_request_instead_of_hanging(engines, processor, rows):
+    """The engine-core process of the vLLM actor killed (as the OOM killer would): the next
+    generate raises vLLM's engine error, which stops a run, rather than waiting for ever. (Last:
+    it kills the module's vLLM engine.)"""
+    import os
+    import signal
+
+    import psutil
+    import ray
+
+    pid = ray.get(engines["vllm"].__ray_call__.remote(lambda self: os.getpid()))
+    (core,) = [
+        p for p in psutil.Process(pid).children() if "EngineCore" in " ".join(p.cmdline()) or "EngineCore" in p.name()
+    ]
+    core.send_signal(signal.SIGKILL)
+    _, ids, images = prompt_of(processor, rows[0])
+    with pytest.raises(ray.exceptions.RayTaskError, match="EngineDeadError|EngineCore"):
+        generate(engines["vllm"], ids, images, params(max_tokens=1))
