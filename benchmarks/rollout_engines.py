@@ -26,21 +26,10 @@ import time
 from pathlib import Path
 
 import psutil
+from cpu_learning import tree_rss  # this folder is on sys.path when a benchmark runs as a script
 
 ENGINES = ("transformers", "vllm")
 MAX_TOKENS = (1, 32)
-
-
-def tree_rss_gib(pid: int) -> float:
-    """Resident memory of process ``pid`` and its descendants, GiB."""
-    process = psutil.Process(pid)
-    total = 0
-    for proc in [process, *process.children(recursive=True)]:
-        try:
-            total += proc.memory_info().rss
-        except psutil.Error:
-            pass
-    return total / 2**30
 
 
 def measure(task, engine: str, args: argparse.Namespace, section: dict) -> dict:
@@ -95,7 +84,7 @@ def measure(task, engine: str, args: argparse.Namespace, section: dict) -> dict:
     for max_tokens in MAX_TOKENS:
         batch(max_tokens)  # warm-up (vLLM's first batch of a shape compiles or allocates)
         seconds[max_tokens] = statistics.median(batch(max_tokens) for _ in range(args.repeats))
-    memory = tree_rss_gib(pid)
+    memory = tree_rss(psutil.Process(pid)) / 2**30
     ray.kill(actor)
     return {"start": start_seconds, "seconds": seconds, "rss_gib": memory}
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-RECIPE = REPO / "recipes" / "smoke-cpu.yaml"
 
 
-def test_a_run_scores_every_sample_with_the_shared_prm_and_credits_its_steps(prm_dir, tmp_path):
+def test_a_run_scores_every_sample_with_the_shared_prm_and_credits_its_steps(prm_dir, tmp_path, smoke_train):
     reward = (
         "{name: weighted, components: [{name: accuracy, weight: 1.0}, "
         "{name: prm, weight: 0.5, mode: dense, timeout_s: 120}]}"
@@ -40,10 +38,9 @@ def test_a_run_scores_every_sample_with_the_shared_prm_and_credits_its_steps(prm
         "plugin.reward": reward,
         "plugin.prm": f"{{path: {prm_dir}, max_wait_ms: 50}}",
     }
-    argv = [sys.executable, "-m", "mm_eureka_plugin.cli", "train", str(RECIPE)]
-    for key, value in sets.items():
-        argv += ["--set", f"{key}={value}"]
-    run = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=900, start_new_session=True)
+    run = subprocess.run(
+        smoke_train(sets), cwd=REPO, capture_output=True, text=True, timeout=900, start_new_session=True
+    )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-6000:]
     assert "starting the PRM server" in output

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-RECIPE = REPO / "recipes" / "smoke-cpu.yaml"
 FLAKY = Path(__file__).with_name("flaky_reward.py")
 
 TRAIN_METRICS = (
@@ -38,12 +37,13 @@ TRAIN_METRICS = (
 )
 
 
-def command(run_dir: Path, *extra: str) -> list[str]:
+def run_settings(run_dir: Path) -> dict:
+    """The ``--set`` items of the shortened run."""
     reward = (
         "{name: weighted, components: [{name: accuracy, weight: 1.0}, {name: format, weight: 0.0}, "
         f"{{name: '{FLAKY}:make_flaky_reward', weight: 0.0}}]}}"
     )
-    sets = {
+    return {
         "openrlhf.ckpt.output_dir": run_dir,
         "openrlhf.ckpt.path": run_dir / "checkpoints",
         "openrlhf.logger.tensorboard_dir": run_dir / "tensorboard",
@@ -56,10 +56,6 @@ def command(run_dir: Path, *extra: str) -> list[str]:
         # so that the run has a known number of steps: 48 prompts / 8 per step.
         "plugin.accuracy_filter": "[0.0, 1.0]",
     }
-    argv = [sys.executable, "-m", "mm_eureka_plugin.cli", "train", str(RECIPE)]
-    for key, value in sets.items():
-        argv += ["--set", f"{key}={value}"]
-    return argv + list(extra)
 
 
 def read_lines(path: Path) -> list[dict]:
@@ -82,11 +78,13 @@ def kill_group(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def killed_and_resumed(tmp_path_factory):
+def killed_and_resumed(tmp_path_factory, smoke_train):
     """Run until step 2 is checkpointed, kill the run in step 3, resume it to the end."""
     run_dir = tmp_path_factory.mktemp("smoke-cpu")
     log = (run_dir / "first.log").open("w")
-    first = subprocess.Popen(command(run_dir), cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    first = subprocess.Popen(
+        smoke_train(run_settings(run_dir)), cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.time() + 900
     try:
         while checkpointed_step(run_dir) < 2:
@@ -99,7 +97,12 @@ def killed_and_resumed(tmp_path_factory):
     killed_at = checkpointed_step(run_dir)
     lines_before = len(read_lines(run_dir / "metrics.jsonl"))
     resumed = subprocess.run(
-        command(run_dir, "--resume"), cwd=REPO, capture_output=True, text=True, timeout=900, start_new_session=True
+        smoke_train(run_settings(run_dir), "--resume"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        start_new_session=True,
     )
     assert resumed.returncode == 0, resumed.stdout[-5000:] + resumed.stderr[-5000:]
     output = (run_dir / "first.log").read_text() + resumed.stdout + resumed.stderr

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
-RECIPE = REPO / "recipes" / "smoke-cpu.yaml"
 
 
-def test_two_steps_through_openrlhfs_vllm_actor_with_weights_synced_after_each(tmp_path):
+def test_two_steps_through_openrlhfs_vllm_actor_with_weights_synced_after_each(tmp_path, smoke_train):
     sets = {
         "plugin.rollout": "vllm",
         "openrlhf.ckpt.output_dir": tmp_path,
@@ -24,10 +22,9 @@ def test_two_steps_through_openrlhfs_vllm_actor_with_weights_synced_after_each(t
         "plugin.synthetic_task.eval_size": 8,
         "plugin.accuracy_filter": "[0.0, 1.0]",  # keeps every group: 16 prompts / 8 per step
     }
-    argv = [sys.executable, "-m", "mm_eureka_plugin.cli", "train", str(RECIPE)]
-    for key, value in sets.items():
-        argv += ["--set", f"{key}={value}"]
-    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=900, start_new_session=True)
+    result = subprocess.run(
+        smoke_train(sets), cwd=REPO, capture_output=True, text=True, timeout=900, start_new_session=True
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
 
