@@ -29,6 +29,9 @@ class _QuietUnsentLayers(logging.Filter):
         return "Failed to load weights" not in record.getMessage()
 
 
+logging.getLogger("vllm.model_executor.model_loader.reload.layerwise").addFilter(_QuietUnsentLayers())
+
+
 class CPUWeightSync:
     """Methods OpenRLHF's rollout actor calls on every vLLM worker (``collective_rpc``), for CPU."""
 
@@ -46,7 +49,6 @@ class CPUWeightSync:
         self.mm_eureka_sync_group = GlooSyncGroup(master_address, master_port, rank, world_size)
         self.mm_eureka_received = []
         self.mm_eureka_weight_version = 0
-        logging.getLogger("vllm.model_executor.model_loader.reload.layerwise").addFilter(_QuietUnsentLayers())
 
     def update_weight(self, name, dtype, shape, empty_cache=False):
         """Receive weight ``name`` from trainer rank 0; ``empty_cache`` marks the last of a sync,
