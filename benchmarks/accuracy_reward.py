@@ -28,16 +28,15 @@ cases of ``tests/rewards/data/accuracy_corpus.jsonl``), and the latency of one s
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import statistics
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from math import gcd
 from pathlib import Path
+
+from common import machine_line, timed
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "rewards"))  # mm_eureka_baseline; the workers get this path too
@@ -256,12 +255,6 @@ def ours_per_sample(reward: AccuracyReward, cases: list[dict]) -> list[float]:
         return list(threads.map(one, cases))
 
 
-def timed(fn):
-    start = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - start, value
-
-
 def latencies(fn, cases: list[dict]) -> list[float]:
     return [timed(lambda case=case: fn([case]))[0] for case in cases]
 
@@ -322,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     median = {name: statistics.median(values) for name, values in runs.items()}
     rate = {name: len(cases) / seconds for name, seconds in median.items()}
     hostile_count = sum(c["category"] == "adversarial" for c in cases)
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores; ours with {reward.workers} verifier workers.")
+    print(machine_line(f"ours with {reward.workers} verifier workers"))
     print(
         f"{len(cases)} responses in {args.groups} groups of {args.n} ({hostile_count} adversarial), "
         f"median of {args.repeats} runs\n"

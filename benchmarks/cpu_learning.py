@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import psutil
+from common import machine_line, timed
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "smoke-cpu.yaml"
@@ -51,6 +49,28 @@ def tree_rss(process: psutil.Process) -> int:
 ROLLOUTS = ("vllm", "transformers")
 
 
+def watch(argv: list[str], log) -> tuple[int, int]:
+    """Run ``argv`` in the repository, its output to ``log``; returns its exit code and the peak
+    resident memory of its process tree in bytes (sampled every 0.5 s)."""
+    peak = 0
+    process = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    watched = psutil.Process(process.pid)
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss(watched))
+            done.wait(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    code = process.wait()
+    done.set()
+    sampler.join()
+    return code, peak
+
+
 def run(out_dir: Path, blank: bool, rollout: str, sets: list[str]) -> dict:
     """One training run; returns its figures."""
     argv = [sys.executable, "-m", "mm_eureka_plugin.cli", "train", str(RECIPE)]
@@ -65,25 +85,8 @@ def run(out_dir: Path, blank: bool, rollout: str, sets: list[str]) -> dict:
     for item in sets:
         argv += ["--set", item]
     out_dir.mkdir(parents=True, exist_ok=True)
-    peak = 0
-    start = time.time()
     with (out_dir / "train.log").open("w") as log:
-        process = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        watched = psutil.Process(process.pid)
-        done = threading.Event()
-
-        def sample():
-            nonlocal peak
-            while not done.is_set():
-                peak = max(peak, tree_rss(watched))
-                done.wait(0.5)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        code = process.wait()
-        done.set()
-        sampler.join()
-    seconds = time.time() - start
+        seconds, (code, peak) = timed(lambda: watch(argv, log))
     if code != 0:
         raise SystemExit(f"run failed ({code}); see {out_dir / 'train.log'}")
     lines = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
@@ -141,8 +144,7 @@ def report(results: dict[str, tuple[dict, dict]]) -> str:
             }
         )
     lines = [
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, no GPU.",
+        machine_line(),
         "",
         *rows,
         "",

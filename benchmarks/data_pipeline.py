@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from common import machine_line, timed
 from PIL import Image
 
 from mm_eureka_plugin.data.convert import check_file, convert_file
@@ -52,12 +50,6 @@ def make_data(folder: Path, rows: int, images: int, seed: int = 0) -> Path:
     return path
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
@@ -79,12 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         check_file(warm, "openrlhf"), convert_file(warm, "openrlhf", folder / "warm-out.jsonl")
         runs: dict[str, list[float]] = {"check": [], "convert": [], "convert_resize": []}
         for _ in range(args.repeats):
-            runs["check"].append(timed(lambda: check_file(data, "openrlhf")))
-            runs["convert"].append(timed(convert))
-            runs["convert_resize"].append(timed(lambda: convert(max_pixels=RESIZED_MAX_PIXELS)))
+            runs["check"].append(timed(lambda: check_file(data, "openrlhf"))[0])
+            runs["convert"].append(timed(convert)[0])
+            runs["convert_resize"].append(timed(lambda: convert(max_pixels=RESIZED_MAX_PIXELS))[0])
     median = {key: statistics.median(values) for key, values in runs.items()}
     rate = {key: args.rows / seconds for key, seconds in median.items()}
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, one process.")
+    print(machine_line("one process"))
     print(f"{args.rows} rows, {args.images} distinct 560x420 PNGs, median of {args.repeats} runs\n")
     print("| step | rows/s | s |")
     print("|---|---|---|")

@@ -13,13 +13,11 @@ adapter (what ``ActorPPOTrainer`` calls with ``plugin.policy_loss: cpgd``); the 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
-import time
 
 import torch
+from common import machine_line, timed
 
 
 def tensors(batch: int, tokens: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -36,15 +34,17 @@ def tensors(batch: int, tokens: int, seed: int = 0) -> dict[str, torch.Tensor]:
     }
 
 
-def timed(loss_fn, inputs: dict[str, torch.Tensor], iters: int) -> float:
+def seconds_per_pass(loss_fn, inputs: dict[str, torch.Tensor], iters: int) -> float:
     """Seconds per forward + backward, over ``iters`` passes."""
     tokens = inputs["action_mask"].sum()
-    start = time.perf_counter()
-    for _ in range(iters):
-        inputs["log_probs"].grad = None
-        loss = loss_fn(**inputs, dp_size=1, batch_num_tokens=tokens)[0]
-        loss.backward()
-    return (time.perf_counter() - start) / iters
+
+    def passes() -> None:
+        for _ in range(iters):
+            inputs["log_probs"].grad = None
+            loss = loss_fn(**inputs, dp_size=1, batch_num_tokens=tokens)[0]
+            loss.backward()
+
+    return timed(passes)[0] / iters
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,13 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     inputs = tensors(args.batch, args.tokens)
     ours, base = PluginPolicyLoss(CPGDLoss()), PolicyLoss(0.2, 0.2, policy_loss_type="ppo")
-    timed(ours, inputs, 3), timed(base, inputs, 3)  # warm-up
+    seconds_per_pass(ours, inputs, 3), seconds_per_pass(base, inputs, 3)  # warm-up
     ours_times, base_times = [], []
     for _ in range(args.repeats):  # interleaved, so drift in machine load hits both
-        ours_times.append(timed(ours, inputs, args.iters))
-        base_times.append(timed(base, inputs, args.iters))
+        ours_times.append(seconds_per_pass(ours, inputs, args.iters))
+        base_times.append(seconds_per_pass(base, inputs, args.iters))
     ours_ms, base_ms = 1000 * statistics.median(ours_times), 1000 * statistics.median(base_times)
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPU, torch {torch.__version__}, 1 thread.")
+    print(machine_line(f"on CPU, torch {torch.__version__}, 1 thread"))
     print(f"{args.batch} x {args.tokens} tokens, forward + backward, median of {args.repeats} runs of {args.iters}\n")
     print("| loss | ms per forward + backward |")
     print("|---|---|")

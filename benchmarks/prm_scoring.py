@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
-import time
 
+from common import machine_line, timed
 from PIL import Image
 
 from mm_eureka_plugin.prm.scorer import PRMInput, PRMScorer, make_prm_checkpoint
@@ -50,13 +49,9 @@ def tokens(scorer: PRMScorer, items: list[PRMInput]) -> int:
     )
 
 
-def timed(scorer: PRMScorer, items: list[PRMInput], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        scorer.score(items)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def median_seconds(scorer: PRMScorer, items: list[PRMInput], repeats: int) -> float:
+    """Median seconds of ``repeats`` runs of scoring ``items``."""
+    return statistics.median(timed(lambda: scorer.score(items))[0] for _ in range(repeats))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         prefixes = [PRMInput(s.prompt, s.steps[: k + 1], s.images) for s in ours for k in range(len(s.steps))]
         scorer.score(ours[:1])  # warm-up
         ours_tokens, base_tokens = tokens(scorer, ours), tokens(scorer, prefixes)
-        ours_time, base_time = timed(scorer, ours, args.repeats), timed(scorer, prefixes, args.repeats)
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU use (tiny model on CPU).")
+        ours_time = median_seconds(scorer, ours, args.repeats)
+        base_time = median_seconds(scorer, prefixes, args.repeats)
+    print(machine_line("no GPU use (tiny model on CPU)"))
     print(f"{args.solutions} solutions x {args.steps} steps, batch {args.batch_size}, median of {args.repeats} runs\n")
     print("| method | forwards | tokens processed | median s |")
     print("|---|---|---|---|")

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import ast
-import os
-import platform
 import re
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
+
+from common import machine_line, timed
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,16 +34,6 @@ BENCHMARKS = {
     "cpu_learning": None,
 }
 """Benchmark script name -> its tiny ``--quick`` arguments (None: too long to run quickly; skipped)."""
-
-
-def machine() -> str:
-    """The machine in words: CPU, cores, memory, and the GPU when torch sees one."""
-    import psutil
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    memory = psutil.virtual_memory().total / 2**30
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {memory:.0f} GiB, {gpu}"
 
 
 def describe(name: str) -> str:
@@ -79,9 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         command = [sys.executable, str(HERE / f"{name}.py"), *extra]
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        start = time.perf_counter()
-        run = subprocess.run(command, capture_output=True, text=True)
-        seconds = time.perf_counter() - start
+        seconds, run = timed(partial(subprocess.run, command, capture_output=True, text=True))
         shown = " ".join(["python", f"benchmarks/{name}.py", *extra])
         body = (
             _without_logs(run.stdout).strip()
@@ -99,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     header = (
         f"# Benchmark results\n\nWritten by `make bench` ({'quick: tiny inputs, not a measure' if args.quick else 'full'}) "
-        f"on {time.strftime('%Y-%m-%d %H:%M')}. Machine: {machine()}.\n{gpu_note}"
+        f"on {time.strftime('%Y-%m-%d %H:%M')}. {machine_line()}\n{gpu_note}"
     )
     args.out.write_text(header + "\n" + "\n".join(sections), encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
