@@ -1,6 +1,6 @@
 """Step labelling cost: OmegaPRM's tree search against naive per-step Monte Carlo, same policy and judge.
 
-Both label the simulated problems of :mod:`mm_eureka_plugin.prm.simulated` (step error rates
+Both label the simulated problems of ``tests/prm/simulated_policy.py`` (step error rates
 drawn from [0.02, 0.2], 4-10 steps), whose first wrong steps are known, with k rollouts per state
 estimate. Ours: :class:`~mm_eureka_plugin.prm.mcts.OmegaPRM` with its default budgets. Baseline
 (Math-Shepherd's per-step MC): ``--solutions`` sampled solutions per problem, each step prefix
@@ -15,15 +15,19 @@ is the true one; then the ratios ours / baseline.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import statistics
 import sys
+from pathlib import Path
 
-from mm_eureka_plugin.prm.mcts import OmegaPRM, SearchConfig
-from mm_eureka_plugin.prm.simulated import RIGHT, SimulatedPolicy, SimulatedProblem, first_error, judge
-from mm_eureka_plugin.prm.steps import TagSplitter
+from common import machine_line
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "prm"))  # the simulated policy
+
+from simulated_policy import RIGHT, SimulatedPolicy, SimulatedProblem, first_error, judge  # noqa: E402
+
+from mm_eureka_plugin.prm.mcts import OmegaPRM, SearchConfig  # noqa: E402
+from mm_eureka_plugin.prm.steps import TagSplitter  # noqa: E402
 
 
 def problems(count: int, seed: int) -> list[SimulatedProblem]:
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     med = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores (no model: a simulated policy).")
+    print(machine_line("no model: a simulated policy"))
     print(
         f"{args.problems} problems, k = {args.k}, baseline {args.solutions} solutions per problem, "
         f"medians over {args.repeats} seeds\n"

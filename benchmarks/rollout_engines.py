@@ -18,15 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import psutil
-from cpu_learning import tree_rss  # this folder is on sys.path when a benchmark runs as a script
+from common import machine_line, timed  # this folder is on sys.path when a benchmark runs as a script
+from cpu_learning import tree_rss
 
 ENGINES = ("transformers", "vllm")
 MAX_TOKENS = (1, 32)
@@ -38,28 +37,32 @@ def measure(task, engine: str, args: argparse.Namespace, section: dict) -> dict:
     from openrlhf.trainer.ray.vllm_engine import create_vllm_engines
     from vllm import SamplingParams
 
-    from mm_eureka_plugin.config import CONFIG_ENV, agent_executor_path, parse_plugin_section
-    from mm_eureka_plugin.tiny_vlm import load_processor
+    from mm_eureka_plugin.checkpoints import load_processor
+    from mm_eureka_plugin.config import CONFIG_ENV, parse_plugin_section
+    from mm_eureka_plugin.patches.flags import agent_executor_path
 
     os.environ[CONFIG_ENV] = parse_plugin_section({**section, "rollout": engine}).to_json()
-    start = time.perf_counter()
-    (actor,) = create_vllm_engines(
-        1,
-        1,
-        str(task.model),
-        seed=0,
-        full_determinism=False,
-        enable_prefix_caching=False,
-        enforce_eager=args.eager,
-        max_model_len=256,
-        gpu_memory_utilization=0.95,
-        agent_func_path=agent_executor_path(),
-        max_images_per_prompt=1,
-    )
-    pid = ray.get(actor.__ray_call__.remote(lambda self: os.getpid()))
-    start_seconds = time.perf_counter() - start
 
-    processor = load_processor(task.model)
+    def start() -> tuple:
+        """The engine's actor, once it answers, and its process id."""
+        (actor,) = create_vllm_engines(
+            1,
+            1,
+            str(task.model),
+            seed=0,
+            full_determinism=False,
+            enable_prefix_caching=False,
+            enforce_eager=args.eager,
+            max_model_len=256,
+            gpu_memory_utilization=0.95,
+            agent_func_path=agent_executor_path(),
+            max_images_per_prompt=1,
+        )
+        return actor, ray.get(actor.__ray_call__.remote(lambda self: os.getpid()))
+
+    start_seconds, (actor, pid) = timed(start)
+
+    processor = load_processor(task.model)[0]
     rows = [json.loads(line) for line in task.eval.read_text().splitlines()][: args.prompts]
     prompts = [
         (
@@ -72,13 +75,15 @@ def measure(task, engine: str, args: argparse.Namespace, section: dict) -> dict:
 
     def batch(max_tokens: int) -> float:
         params = SamplingParams(temperature=1.0, max_tokens=max_tokens, min_tokens=max_tokens)
-        began = time.perf_counter()
-        refs = [
-            actor.generate_responses.remote(text, label, params, 256, processor, num_samples=args.n, images=images)
-            for text, label, images in prompts
-        ]
-        ray.get(refs)
-        return time.perf_counter() - began
+
+        def generate() -> None:
+            refs = [
+                actor.generate_responses.remote(text, label, params, 256, processor, num_samples=args.n, images=images)
+                for text, label, images in prompts
+            ]
+            ray.get(refs)
+
+        return timed(generate)[0]
 
     seconds = {}
     for max_tokens in MAX_TOKENS:
@@ -100,7 +105,7 @@ def main() -> int:
     import ray
 
     from mm_eureka_plugin.config import parse_plugin_section
-    from mm_eureka_plugin.launch import init_ray
+    from mm_eureka_plugin.patches.launch import init_ray
     from mm_eureka_plugin.synthetic import build_colour_task
 
     section = {"device": "cpu", "reward": "accuracy", "data": {"format": "openrlhf"}}
@@ -121,9 +126,9 @@ def main() -> int:
 
     mode = "eager" if args.eager else "compiled (torch.compile, as the recipe runs it)"
     lines = [
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, no GPU. {args.prompts} prompts x {args.n} samples, "
-        f"temperature 1.0; vLLM {mode}; median of {args.repeats} batches after a warm-up batch.",
+        machine_line("engines on CPU"),
+        f"{args.prompts} prompts x {args.n} samples, temperature 1.0; vLLM {mode}; "
+        f"median of {args.repeats} batches after a warm-up batch.",
         "",
         "| engine | start s | batch s, 1 token | batch s, 32 tokens | memory GiB (engine processes) |",
         "|---|---|---|---|---|",

@@ -21,17 +21,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import os
 import pickle
-import platform
 import statistics
 import sys
 import tempfile
-import time
 import types
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+from common import machine_line, timed
 from PIL import Image
 
 MIN_PIXELS, MAX_PIXELS = 4 * 28 * 28, 640 * 28 * 28
@@ -95,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     width, height = map(int, args.size.split("x"))
 
-    from mm_eureka_plugin.tiny_vlm import build_tiny_qwen2_5_vl, load_processor
+    from mm_eureka_plugin.checkpoints import load_processor
+    from mm_eureka_plugin.tiny_vlm import build_tiny_qwen2_5_vl
 
     upstream, patched = actor_classes()
     rng = np.random.default_rng(0)
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         processor = load_processor(
             build_tiny_qwen2_5_vl(folder / "model", min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
-        )
+        )[0]
         prompts = []
         for i in range(args.prompts):
             path = folder / f"{i}.png"
@@ -118,14 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         groups: dict[str, list[dict]] = {}
         for _ in range(args.repeats):
             for name, actor_class in (("upstream", upstream), ("ours", patched)):
-                start = time.perf_counter()
-                groups[name] = batch(actor_class, processor, prompts, args.n)[0]
-                runs[name].append(time.perf_counter() - start)
+                seconds, result = timed(partial(batch, actor_class, processor, prompts, args.n))
+                groups[name] = result[0]
+                runs[name].append(seconds)
     for ours, theirs in zip(groups["ours"], groups["upstream"], strict=True):
         assert ours["observation_tokens"] == theirs["observation_tokens"], "the patched actor changed the prompt"
     median = {name: statistics.median(values) for name, values in runs.items()}
     grid = groups["ours"][0]["mm_train_inputs"]["image_grid_thw"][0].tolist()
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, one process.")
+    print(machine_line("one process"))
     print(
         f"{args.prompts} prompts x {args.n} samples, one {width}x{height} PNG each (processed to a "
         f"{grid[1]}x{grid[2]} patch grid), median of {args.repeats} runs\n"

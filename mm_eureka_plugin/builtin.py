@@ -1,6 +1,17 @@
 """The project's own plugin: registers every built-in component through the public hooks."""
 
+from collections.abc import Callable
+
 from mm_eureka_plugin import hookimpl
+from mm_eureka_plugin.contracts import (
+    AdvantageWeight,
+    DataFormat,
+    Judge,
+    PolicyLoss,
+    PRMAggregator,
+    Reward,
+    StepSplitter,
+)
 from mm_eureka_plugin.data.formats import MMK12Jsonl, MMK12Parquet, OpenRLHFRows
 from mm_eureka_plugin.losses import CappedPPOLoss, ClipFilterLikeWeight, CPGDLoss, EqualWeight, StdWeight
 from mm_eureka_plugin.prm import aggregate
@@ -10,32 +21,32 @@ from mm_eureka_plugin.rewards import AccuracyReward, FormatReward, PRMReward, We
 
 
 @hookimpl
-def mm_eureka_rewards() -> dict:
+def mm_eureka_rewards() -> dict[str, Callable[..., Reward]]:
     return {"accuracy": AccuracyReward, "format": FormatReward, "weighted": WeightedReward, "prm": PRMReward}
 
 
 @hookimpl
-def mm_eureka_data_formats() -> dict:
+def mm_eureka_data_formats() -> dict[str, Callable[..., DataFormat]]:
     return {"mmk12": MMK12Jsonl, "mmk12-parquet": MMK12Parquet, "openrlhf": OpenRLHFRows}
 
 
 @hookimpl
-def mm_eureka_policy_losses() -> dict:
+def mm_eureka_policy_losses() -> dict[str, Callable[..., PolicyLoss]]:
     return {"cpgd": CPGDLoss, "ppo": CappedPPOLoss}
 
 
 @hookimpl
-def mm_eureka_advantage_weights() -> dict:
+def mm_eureka_advantage_weights() -> dict[str, Callable[..., AdvantageWeight]]:
     return {"equal": EqualWeight, "std": StdWeight, "clip_filter_like": ClipFilterLikeWeight}
 
 
 @hookimpl
-def mm_eureka_step_splitters() -> dict:
+def mm_eureka_step_splitters() -> dict[str, Callable[..., StepSplitter]]:
     return {"tags": TagSplitter, "blank_line": BlankLineSplitter, "step_k": StepKSplitter}
 
 
 @hookimpl
-def mm_eureka_prm_aggregators() -> dict:
+def mm_eureka_prm_aggregators() -> dict[str, Callable[..., PRMAggregator]]:
     return {
         "min": aggregate.min_aggregator,
         "last": aggregate.last_aggregator,
@@ -49,5 +60,5 @@ def mm_eureka_prm_aggregators() -> dict:
 
 
 @hookimpl
-def mm_eureka_judges() -> dict:
+def mm_eureka_judges() -> dict[str, Callable[..., Judge]]:
     return {"math_verify": MathVerifyJudge, "openai_compatible": OpenAICompatibleJudge}

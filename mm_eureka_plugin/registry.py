@@ -24,12 +24,13 @@ from typing import Any
 import pluggy
 
 from mm_eureka_plugin import PROJECT_NAME, hookspecs
+from mm_eureka_plugin.errors import UserError
 from mm_eureka_plugin.hookspecs import KIND_HOOKS
 
 KINDS = tuple(KIND_HOOKS)
 
 
-class ComponentError(ValueError):
+class ComponentError(UserError):
     """A component cannot be found, registered or built; the message says what to do."""
 
 
@@ -184,11 +185,11 @@ def _load_file(ref: str, path: Path) -> types.ModuleType:
     return module
 
 
-def check_params(component: Component, params: dict[str, Any]) -> None:
-    """Check ``params`` against the factory's signature: known names, and types where annotated."""
-    where = f"{component.kind} '{component.name}'"
+def check_params(factory: Callable[..., Any], params: dict[str, Any], where: str) -> None:
+    """Check ``params`` against ``factory``'s signature (a function or class): known names, the
+    required ones present, and types where annotated; :class:`ComponentError` names ``where``."""
     try:
-        signature = inspect.signature(component.factory)
+        signature = inspect.signature(factory)
     except (TypeError, ValueError):
         return  # a builtin or C callable: nothing to check against
     accepted = {
@@ -196,7 +197,6 @@ def check_params(component: Component, params: dict[str, Any]) -> None:
     }
     takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
     try:
-        factory = component.factory
         hints = typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory)
     except Exception:
         hints = {}
@@ -271,7 +271,7 @@ def names(kind: str) -> list[str]:
 def resolve(kind: str, ref: str, **params: Any) -> Any:
     """Build the component ``ref`` of ``kind`` with ``params``, after checking them."""
     component = registry().get(kind, ref)
-    check_params(component, params)
+    check_params(component.factory, params, f"{component.kind} '{component.name}'")
     try:
         return component.factory(**params)
     except (TypeError, ValueError) as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from transformers import AutoProcessor, Qwen2_5_VLConfig, Qwen2_5_VLProcessor
+from transformers import Qwen2_5_VLConfig, Qwen2_5_VLProcessor
 
 QWEN_SPECIAL_TOKENS = (
     "<|endoftext|>",
@@ -131,9 +131,3 @@ def build_tiny_qwen2_5_vl(
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
-
-
-def load_processor(path: str | Path):
-    """Load the processor of a model saved by :func:`build_tiny_qwen2_5_vl`."""
-    register_processor()
-    return AutoProcessor.from_pretrained(str(path))

@@ -1,13 +1,37 @@
-"""The only code that touches OpenRLHF internals; written for openrlhf==0.11.2.
+"""The only code that knows OpenRLHF (its internals, flags and launch); written for openrlhf==0.11.2.
 
 :func:`install` puts a post-import hook on ``sys.meta_path``: each patched OpenRLHF module is
 patched right after it executes, in whatever process imports it (the driver or a Ray worker), and
 a module imported before :func:`install` is patched at once. This module imports neither torch nor
 OpenRLHF, so it is safe in Ray's ``worker_process_setup_hook``, which runs before Ray sets
-``CUDA_VISIBLE_DEVICES``.
+``CUDA_VISIBLE_DEVICES``. Which components the patches use comes from
+:class:`mm_eureka_plugin.config.PluginConfig` (the launcher's ``MM_EUREKA_PLUGIN_CONFIG``).
 
-Which components the patches use comes from :class:`mm_eureka_plugin.config.PluginConfig`
-(the launcher's ``MM_EUREKA_PLUGIN_CONFIG``); with none chosen, OpenRLHF behaves as upstream.
+The life of one training step, and the file that changes each part of it:
+
+0. launch (once): :mod:`.launch` checks the recipe (:mod:`.flags`, flags parsed by OpenRLHF's own
+   parser in :mod:`.train_ppo_ray`), starts Ray with this patcher in every worker and runs
+   ``train_ppo_ray``; on CPU, :mod:`.cpu` makes the same loop run without CUDA.
+1. rollout: the rollout actors generate n samples per prompt; a prompt's images are processed once
+   per group (:mod:`.vllm_engine`, :mod:`.vlm_utils`; always on), vLLM resizes them by the recipe's
+   pixel budget (:mod:`.vllm_engine`), and each sample runs through the plugin's executor
+   (:mod:`.agent_executor`, loaded by OpenRLHF from ``--train.agent_func_path``), which bans the
+   vision tokens in sampling.
+2. reward: the executor scores each response with ``plugin.reward`` (:mod:`.agent_executor`);
+   a dense reward's step rewards become per-token offsets.
+3. filter: OpenRLHF's dynamic filtering keeps the groups whose mean accuracy is in
+   ``plugin.accuracy_filter`` (flags set by :mod:`.flags`; no patch).
+4. experience: step rewards ride on each experience (:mod:`.samples_generator`); OpenRLHF computes
+   log-probs, the baselined rewards and returns, adding the step rewards per token
+   (:mod:`.experience_maker`).
+5. advantage weights: ``plugin.advantage_weight`` scales the advantages over the batch's reward
+   matrix (:mod:`.experience_maker`).
+6. loss: ``plugin.policy_loss`` replaces OpenRLHF's policy loss (:mod:`.ppo_actor`, which also gives
+   the policy actor its processor; always on).
+7. sync: the trainer broadcasts the new weights to the rollout engines (upstream on GPU; on CPU a
+   gloo group, :mod:`.cpu.ppo_actor` and :mod:`.cpu.vllm_worker`).
+8. metrics: each step's metrics also go to ``<ckpt.output_dir>/metrics.jsonl`` (:mod:`.ppo_trainer`;
+   always on).
 """
 
 from __future__ import annotations
@@ -19,19 +43,27 @@ import os
 import sys
 from types import ModuleType
 
+from mm_eureka_plugin.errors import UserError
+
 SUPPORTED_OPENRLHF = "0.11.2"
 DEVICE_ENV = "MM_EUREKA_DEVICE"
 """Set to ``cpu`` by the launcher when the run has no CUDA; switches the CPU patches on."""
 
 PATCHES: dict[str, tuple[str, ...]] = {
-    "openrlhf.trainer.ray.ppo_actor": ("ppo_actor",),
-    "openrlhf.trainer.ppo_utils.experience_maker": ("experience_maker",),
-    "openrlhf.trainer.ppo_utils.samples_generator": ("samples_generator",),
-    "openrlhf.trainer.ppo_trainer": ("ppo_trainer",),
-    "openrlhf.utils.vlm_utils": ("vlm_utils",),
+    # 1. rollout: images resized by the pixel budget, processed once per group of samples
     "openrlhf.trainer.ray.vllm_engine": ("vllm_engine",),
+    "openrlhf.utils.vlm_utils": ("vlm_utils",),
+    # 4. experience: step rewards carried from the executor's output to the experience
+    "openrlhf.trainer.ppo_utils.samples_generator": ("samples_generator",),
+    # 4-5. experience: step rewards credited per token; advantage weights
+    "openrlhf.trainer.ppo_utils.experience_maker": ("experience_maker",),
+    # 6. loss: the plugin's policy loss; the policy actor's processor
+    "openrlhf.trainer.ray.ppo_actor": ("ppo_actor",),
+    # 8. metrics: metrics.jsonl
+    "openrlhf.trainer.ppo_trainer": ("ppo_trainer",),
 }
-"""Module -> the modules of this package whose ``patch(module)`` adapt it, on every device."""
+"""Module -> the modules of this package whose ``patch(module)`` adapt it, on every device; in the
+order of the step (module docstring)."""
 
 CPU_PATCHES: dict[str, tuple[str, ...]] = {
     "torch": ("cpu.torch_cuda",),
@@ -51,7 +83,7 @@ VLLM_CPU_PATCHES: dict[str, tuple[str, ...]] = {
 _PATCHED_MARK = "__mm_eureka_patched__"
 
 
-class OpenRLHFVersionError(RuntimeError):
+class OpenRLHFVersionError(UserError):
     """The installed OpenRLHF is not the version these patches were written for."""
 
 

@@ -34,7 +34,7 @@ from mm_eureka_plugin.config import PluginConfig
 from mm_eureka_plugin.data.images import load_image
 from mm_eureka_plugin.data.records import decode_label
 from mm_eureka_plugin.patches.samples_generator import STEP_REWARDS
-from mm_eureka_plugin.rewards import RewardResult, RewardSample, iter_rewards, score_samples
+from mm_eureka_plugin.rewards import RewardResult, RewardSample, score_samples
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class AgentExecutor(SingleTurnAgentExecutor):
             raise RuntimeError(f"{__file__} is the plugin's reward executor, but the plugin config chooses no reward.")
         # OpenRLHF concatenates per-sample logs over the batch: every sample must log the same keys.
         self.component_keys = sorted(score_samples(self.reward, [_probe_sample()])[0].components)
-        self.dense = any(getattr(reward, "dense", False) for reward in iter_rewards(self.reward))
+        self.dense = getattr(self.reward, "dense", False)
         self._banned: dict[int, float] | None = None
 
     def _sampling_params(self, sampling_params, hf_tokenizer):

@@ -1,12 +1,12 @@
 """``openrlhf.trainer.ppo_utils.experience_maker``: dense step rewards and the plugin's advantage weights.
 
 Step rewards: OpenRLHF's ``compute_reward`` (the name this module calls) puts each sample's
-(baselined) scalar reward on its last action token. When the experiences carry per-token step
-rewards (``info[STEP_REWARDS]``, from :mod:`mm_eureka_plugin.patches.samples_generator`),
-``compute_advantages_and_returns`` takes them out of ``info`` and the patched ``compute_reward``
-adds them to that token-level reward, so OpenRLHF's own ``get_cumulative_returns`` turns them into
-returns-to-go: token t's return is the final reward plus every step reward at or after t. The
-estimators this is valid with are :data:`mm_eureka_plugin.config.DENSE_ESTIMATORS` (the recipe
+(baselined) scalar reward on its last action token. When an experience carries per-token step
+rewards (``info[STEP_REWARDS]``, from :mod:`mm_eureka_plugin.patches.samples_generator`), the
+patched ``compute_reward``, given that experience's action mask, adds them to that token-level
+reward (``compute_advantages_and_returns`` lets it find the experience, then logs their sum),
+so OpenRLHF's own ``get_cumulative_returns`` turns them into returns-to-go: token t's return is the final reward plus every step reward at or after t. The
+estimators this is valid with are :data:`mm_eureka_plugin.patches.flags.DENSE_ESTIMATORS` (the recipe
 check refuses the others).
 
 Advantage weights: with ``--algo.advantage.estimator dr_grpo`` OpenRLHF sets each sample's advantage to its
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Sequence
+from contextvars import ContextVar
 from types import ModuleType
 
 import torch
@@ -51,23 +53,33 @@ def apply_advantage_weights(experiences: list, n_samples: int, weight_fn) -> Non
         exp.info["advantage_weight"] = weight
 
 
-_step_rewards: dict[int, torch.Tensor] = {}
-"""While ``compute_advantages_and_returns`` runs: ``id(experience.action_mask)`` -> its step rewards."""
+_experiences: ContextVar[Sequence] = ContextVar("mm_eureka_experiences", default=())
+"""The experiences ``compute_advantages_and_returns`` is working on, for ``compute_reward`` to find
+the one whose action mask it is given (OpenRLHF calls it once per experience)."""
 
 
-def take_step_rewards(experiences: list) -> None:
-    """Move each experience's ``info[STEP_REWARDS]`` to :data:`_step_rewards`, keyed by its action mask;
-    log each sample's sum of step rewards as ``info["step_reward_sum"]``."""
+def check_step_rewards(experiences: list) -> None:
+    """Refuse step rewards (``info[STEP_REWARDS]``) whose shape is not their action mask's."""
     for exp in experiences:
-        steps = exp.info.pop(STEP_REWARDS, None)
-        if steps is None:
-            continue
-        if steps.shape != exp.action_mask.shape:
+        steps = exp.info.get(STEP_REWARDS)
+        if steps is not None and steps.shape != exp.action_mask.shape:
             raise ValueError(
                 f"step rewards of shape {tuple(steps.shape)} do not match the action mask {tuple(exp.action_mask.shape)}"
             )
-        _step_rewards[id(exp.action_mask)] = steps
-        exp.info["step_reward_sum"] = steps.sum(-1)
+
+
+def step_rewards_of(action_mask: torch.Tensor) -> torch.Tensor | None:
+    """The step rewards of the experience (of :data:`_experiences`) whose action mask is ``action_mask``."""
+    return next((e.info.get(STEP_REWARDS) for e in _experiences.get() if e.action_mask is action_mask), None)
+
+
+def log_step_rewards(experiences: list) -> None:
+    """Replace each experience's per-token ``info[STEP_REWARDS]`` with its sum, ``info["step_reward_sum"]``
+    (OpenRLHF logs ``info`` per sample)."""
+    for exp in experiences:
+        steps = exp.info.pop(STEP_REWARDS, None)
+        if steps is not None:
+            exp.info["step_reward_sum"] = steps.sum(-1)
 
 
 def patch(module: ModuleType) -> None:
@@ -78,18 +90,20 @@ def patch(module: ModuleType) -> None:
     @functools.wraps(original_compute_reward)
     def compute_reward(r, kl_coef, kl, action_mask=None, reward_clip_range=None):
         reward = original_compute_reward(r, kl_coef, kl, action_mask=action_mask, reward_clip_range=reward_clip_range)
-        steps = _step_rewards.get(id(action_mask))
+        steps = step_rewards_of(action_mask)
         if steps is not None:
             reward = reward + steps.to(device=reward.device, dtype=reward.dtype) * action_mask
         return reward
 
     @functools.wraps(original)
     def compute_advantages_and_returns(self, experiences, *args, **kwargs):
-        take_step_rewards(experiences)
+        check_step_rewards(experiences)
+        token = _experiences.set(experiences)
         try:
             experiences = original(self, experiences, *args, **kwargs)
         finally:
-            _step_rewards.clear()
+            _experiences.reset(token)
+        log_step_rewards(experiences)
         if not hasattr(self, "_mm_eureka_advantage_weight"):
             self._mm_eureka_advantage_weight = PluginConfig.from_env().build("advantage_weight")
         weight_fn = self._mm_eureka_advantage_weight

@@ -10,6 +10,7 @@ import pytest
 
 from mm_eureka_plugin.cli import main
 from mm_eureka_plugin.config import load_recipe
+from mm_eureka_plugin.patches.flags import argv, with_plugin_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted(p for p in (ROOT / "recipes").glob("*.yaml") if "\nopenrlhf:" in p.read_text())
@@ -43,7 +44,7 @@ def test_every_recipe_dry_runs_and_its_flags_parse_with_openrlhfs_own_parser(rec
     assert main(["train", str(recipe), "--dry-run"]) == 0, capsys.readouterr().err
     install(cpu=True)
     loaded = load_recipe(recipe)
-    args = vars(parse_flags(loaded.with_plugin_flags().openrlhf_argv()))
+    args = vars(parse_flags(argv(with_plugin_flags(loaded))))
     assert args["actor.policy_loss_type"] == "ppo"
     assert args["actor.freeze_visual_encoder"] is True
     assert args["data.max_images_per_prompt"] == 1
@@ -70,7 +71,7 @@ def vars_of(recipe):
     from mm_eureka_plugin.patches.train_ppo_ray import parse_flags
 
     install(cpu=True)
-    return vars(parse_flags(recipe.with_plugin_flags().openrlhf_argv()))
+    return vars(parse_flags(argv(with_plugin_flags(recipe))))
 
 
 def test_dry_run_refuses_a_flag_openrlhf_does_not_have(capsys):
@@ -131,3 +132,39 @@ def test_reward_score_prints_one_json_object_per_row(tmp_path, capsys):
     path.write_text('{"response": "x"}\n')
     assert main(["reward", "score", str(path), "--reward", "accuracy"]) == 2
     assert f"{path}, row 1" in capsys.readouterr().err
+
+
+def help_text(argv, capsys):
+    """The ``--help`` output of a command, whitespace collapsed."""
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--help"])
+    assert exc.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_eval_and_prm_annotate_take_the_same_sampling_flags(capsys):
+    from mm_eureka_plugin.cli import build_parser, sampling_config
+
+    helps = {"eval": help_text(["eval"], capsys), "annotate": help_text(["prm", "annotate"], capsys)}
+    scopes = {"eval": "with --policy", "annotate": "rollout sampling"}
+    for command, text in helps.items():
+        scope = scopes[command]
+        assert (
+            f"--backend {{auto,vllm,transformers}} {scope}: vllm, transformers, or auto: vllm where it is installed "
+            "and CUDA is available (default)"
+        ) in text
+        assert f"--temperature TEMPERATURE {scope}; 0 is greedy (default: 1.0)" in text
+        assert f"--top-p TOP_P {scope} (default: 1.0)" in text
+        assert f"--max-new-tokens MAX_NEW_TOKENS {scope} (default: 1024)" in text
+        assert f"--seed SEED {scope}; each problem is seeded from (seed, its index) (default: 0)" in text
+    assert (
+        "--batch-size BATCH_SIZE solutions per PRM forward pass, and sequences per generate call with --policy "
+        "(default: 8)"
+    ) in helps["eval"]
+    assert "--batch-size BATCH_SIZE sequences per transformers call (default: 16)" in helps["annotate"]
+
+    parser = build_parser()
+    argv = ["prm", "annotate", "d.jsonl", "--policy", "p", "--out", "t.jsonl", "--top-p", "0.9"]
+    sampling = sampling_config(parser.parse_args([*argv, "--backend", "transformers"]))
+    assert (sampling.temperature, sampling.top_p, sampling.max_new_tokens, sampling.seed) == (1.0, 0.9, 1024, 0)
+    assert (sampling.backend, sampling.batch_size) == ("transformers", 16)

@@ -2,31 +2,13 @@
 
 import pytest
 
-from mm_eureka_plugin.config import PluginConfig, RecipeError, load_recipe, parse_plugin_section
+from mm_eureka_plugin.config import PluginConfig, RecipeError, as_recipe, load_recipe, parse_plugin_section
 
 
 def write(tmp_path, text, name="recipe.yaml"):
     path = tmp_path / name
     path.write_text(text)
     return path
-
-
-def test_flags_become_argv_in_order(tmp_path):
-    recipe = load_recipe(
-        write(
-            tmp_path,
-            "openrlhf:\n  actor.model_name_or_path: m\n  actor.freeze_visual_encoder: true\n"
-            "  ds.packing_samples: false\n  algo.dynamic_filtering_range: [0.1, 0.9]\n  data.prompt_dataset: null\n",
-        )
-    )
-    assert recipe.openrlhf_argv() == [
-        "--actor.model_name_or_path",
-        "m",
-        "--actor.freeze_visual_encoder",
-        "--algo.dynamic_filtering_range",
-        "0.1",
-        "0.9",
-    ]
 
 
 def test_overrides(tmp_path):
@@ -88,28 +70,6 @@ def test_file_references_are_relative_to_the_recipe(tmp_path):
     assert recipe.validate()["advantage_weight"] is not None
 
 
-@pytest.mark.parametrize(
-    "flags, message",
-    [
-        ("actor.policy_loss_type: gspo", "replaces OpenRLHF's loss"),
-        ("actor.eps_clip: 0.3", "no effect with plugin.policy_loss 'cpgd'"),
-        ("actor.loss_agg_mode: seq-mean-token-mean", "must be token-mean"),
-        ("algo.advantage.is_correction_level: token", "not applied by plugin.policy_loss"),
-        ("algo.advantage.estimator: group_norm", "Set 'algo.advantage.estimator: dr_grpo'"),
-    ],
-)
-def test_openrlhf_flags_the_plugin_would_silently_override_are_refused(tmp_path, flags, message):
-    path = write(tmp_path, f"openrlhf:\n  {flags}\nplugin:\n  policy_loss: cpgd\n  advantage_weight: std\n")
-    with pytest.raises(RecipeError, match=message):
-        load_recipe(path).validate()
-
-
-def test_group_mean_is_refused_inside_openrlhf(tmp_path):
-    path = write(tmp_path, "plugin:\n  policy_loss: {name: cpgd, aggregation: group_mean, group_size: 8}\n")
-    with pytest.raises(RecipeError, match="OpenRLHF shuffles samples"):
-        load_recipe(path).validate()
-
-
 def test_plugin_config_round_trips_through_the_environment(monkeypatch):
     config = parse_plugin_section({"policy_loss": {"name": "cpgd", "drift_coef": 0.02}, "device": "cpu"})
     monkeypatch.setenv("MM_EUREKA_PLUGIN_CONFIG", config.to_json())
@@ -131,64 +91,21 @@ def test_the_rollout_engine_follows_the_recipe_else_the_device(rollout, cpu, eng
     assert parse_plugin_section({"rollout": rollout}).rollout_engine(cpu) == engine
 
 
-DATA_RECIPE = """\
-openrlhf:
-  data.max_images_per_prompt: 1
-  algo.advantage.estimator: group_norm
-  {flags}
-plugin:
-  data: {{path: train.jsonl, format: {{name: mmk12, system_prompt: none}}}}
-  reward: weighted
-  accuracy_filter: [0.1, 0.9]
-"""
-
-
-def test_plugin_sections_set_the_openrlhf_flags_they_own(tmp_path):
-    recipe = load_recipe(write(tmp_path, DATA_RECIPE.format(flags="")))
-    assert recipe.plugin.data.path == str(tmp_path / "train.jsonl")
-    assert recipe.plugin.data.format.params == {"system_prompt": "none"}
-    flags = recipe.with_plugin_flags("/cache/train.jsonl").openrlhf
-    assert flags["data.prompt_dataset"] == "/cache/train.jsonl"
-    assert flags["data.label_key"] == "mm_eureka_label" and flags["data.image_key"] == "images"
-    assert flags["train.agent_func_path"].endswith("patches/agent_executor.py")
-    low, high = flags["algo.dynamic_filtering_range"]
-    assert flags["algo.dynamic_filtering_enable"] is True
-    assert low < 0.1 < low + 1e-5 and high - 1e-5 < 0.9 < high  # OpenRLHF keeps low < mean < high
-
-
-@pytest.mark.parametrize(
-    "flags, message",
-    [
-        ("data.prompt_dataset: x.jsonl", "'openrlhf.data.prompt_dataset' is set by plugin.data"),
-        ("reward.remote_url: r.py", "'openrlhf.reward.remote_url' is set by plugin.reward"),
-        ("algo.dynamic_filtering_enable: true", "is set by plugin.accuracy_filter"),
-        ("ds.packing_samples: true", "cannot be used with images: packing collapses the batch"),
-        ("train.dynamic_batch_enable: true", "dynamic batching turns sample packing back on"),
-        ("ds.ring_attn_size: 2", "ring attention turns sample packing back on"),
-        ("critic.model_name_or_path: m", "critic is text-only"),
-        ("data.max_images_per_prompt: 0", "must be set with plugin.data"),
-    ],
-)
-def test_conflicting_and_vlm_incompatible_flags_are_refused(tmp_path, flags, message):
-    with pytest.raises(RecipeError, match=message):
-        load_recipe(write(tmp_path, DATA_RECIPE.format(flags=flags))).validate()
-
-
-def test_gae_is_refused_with_images(tmp_path):
-    text = DATA_RECIPE.format(flags="").replace("group_norm", "gae")
-    with pytest.raises(RecipeError, match="gae needs a critic"):
-        load_recipe(write(tmp_path, text)).validate()
-
-
 @pytest.mark.parametrize(
     "plugin, message",
     [
         ("accuracy_filter: [0.9, 0.1]", "0 <= low < high <= 1"),
         ("accuracy_filter: 0.5", "must be \\[low, high\\]"),
         ("data: {path: a.jsonl}", "needs 'format'"),
-        ("data: {path: a.jsonl, format: mmk12, on_bad_row: ignore}", "on_bad_row must be one of error, skip"),
+        (
+            "data: {path: a.jsonl, format: mmk12, on_bad_row: ignore}",
+            "parameter 'on_bad_row' of key 'plugin.data' must be one of 'error', 'skip', got 'ignore'",
+        ),
         ("data: {path: a.jsonl, format: mmk12, max_pixels: 1, min_pixels: 2}", "exceeds max_pixels"),
-        ("data: {path: a.jsonl, format: mmk12, colour: red}", "unknown key 'colour'"),
+        (
+            "data: {path: a.jsonl, format: mmk12, colour: red}",
+            "unknown parameter 'colour' for key 'plugin.data'. Valid parameters: format, path",
+        ),
         ("data: {path: a.jsonl, format: mmk13}", "key 'plugin.data.format': unknown data_format 'mmk13'"),
         ("reward: acuracy", "key 'plugin.reward': unknown reward 'acuracy'. Valid names: accuracy"),
         ("rollout: hf", "key 'plugin.rollout' must be one of auto, vllm, transformers, got 'hf'"),
@@ -206,50 +123,41 @@ def test_accuracy_filter_needs_the_plugin_reward(tmp_path):
 
 
 def test_nested_overrides_reach_component_parameters(tmp_path):
-    path = write(tmp_path, DATA_RECIPE.format(flags=""))
+    path = write(tmp_path, "plugin:\n  data: {path: train.jsonl, format: mmk12}\n  reward: weighted\n")
     recipe = load_recipe(path, ["plugin.data.format.system_prompt=mm-eureka-7b", "plugin.reward.score_from=accuracy"])
     assert recipe.plugin.data.format.params == {"system_prompt": "mm-eureka-7b"}
-    assert recipe.plugin.reward.to_dict() == {"name": "weighted", "score_from": "accuracy"}
+    assert as_recipe(recipe.plugin.reward) == {"name": "weighted", "score_from": "accuracy"}
     with pytest.raises(RecipeError, match="plugin.accuracy_filter has no mapping"):
         load_recipe(path, ["plugin.accuracy_filter.low=0.2"])
 
 
 def test_a_synthetic_task_provides_the_model_and_the_data_under_the_output_dir(tmp_path):
-    from mm_eureka_plugin.launch import cpu_ray_resources
-    from mm_eureka_plugin.patches import install
-    from mm_eureka_plugin.patches.train_ppo_ray import parse_flags
-
     text = (
         f"openrlhf:\n  ckpt.output_dir: {tmp_path / 'run'}\n  data.max_images_per_prompt: 1\n"
-        "  vllm.num_engines: 1\n  actor.num_gpus_per_node: 1\n  algo.kl.init_coef: 0.0\n"
         "plugin:\n  synthetic_task: {train_size: 16, blank: true}\n  reward: accuracy\n"
     )
     recipe = load_recipe(write(tmp_path, text))
     recipe.validate()
     task = tmp_path / "run" / "task"
     assert recipe.synthetic_task_dir == task
-    assert recipe.plugin.synthetic_task.to_dict() == {"seed": 0, "train_size": 16, "eval_size": 32, "blank": True}
+    assert as_recipe(recipe.plugin.synthetic_task) == {"seed": 0, "train_size": 16, "eval_size": 32, "blank": True}
     assert recipe.plugin.data.path == str(task / "train.jsonl") and recipe.plugin.data.format.name == "openrlhf"
-    flags = recipe.with_plugin_flags().openrlhf
-    assert flags["actor.model_name_or_path"] == str(task / "model")
-    assert flags["eval.dataset"] == str(task / "eval.jsonl")
     # The config reaches Ray workers intact (as JSON).
-    assert parse_plugin_section(recipe.plugin.to_dict()) == recipe.plugin
-
-    install(cpu=True)
-    args = parse_flags(recipe.with_plugin_flags().openrlhf_argv())
-    # One logical GPU slot per engine and actor (a reward executor means no reward-model group),
-    # and a CPU slot more for the trainer.
-    assert cpu_ray_resources(args, PluginConfig())["num_gpus"] == 2
-    assert cpu_ray_resources(args, PluginConfig())["num_cpus"] >= 3
+    assert parse_plugin_section(as_recipe(recipe.plugin)) == recipe.plugin
 
 
 @pytest.mark.parametrize(
     "plugin, message",
     [
-        ("synthetic_task: {train_size: 2}", "train_size must be an integer of at least 4"),
-        ("synthetic_task: {blank: yes please}", "blank must be true or false"),
-        ("synthetic_task: {colours: 5}", "unknown key 'colours'"),
+        ("synthetic_task: {train_size: 2}", "key 'plugin.synthetic_task'.train_size must be at least 4, got 2"),
+        (
+            "synthetic_task: {blank: yes please}",
+            "parameter 'blank' of key 'plugin.synthetic_task' must be bool, got 'yes please'",
+        ),
+        (
+            "synthetic_task: {colours: 5}",
+            "unknown parameter 'colours' for key 'plugin.synthetic_task'. Valid parameters: seed",
+        ),
         ("synthetic_task: [1]", "must be a mapping"),
         (
             "synthetic_task: {}\n  data: {path: a.jsonl, format: openrlhf}",
@@ -261,27 +169,6 @@ def test_bad_synthetic_task_settings(tmp_path, plugin, message):
     path = write(tmp_path, f"openrlhf:\n  data.max_images_per_prompt: 1\nplugin:\n  {plugin}\n")
     with pytest.raises(RecipeError, match=message):
         load_recipe(path).validate()
-
-
-@pytest.mark.parametrize("flag", ["actor.model_name_or_path: m", "eval.dataset: e.jsonl"])
-def test_flags_a_synthetic_task_owns_are_refused(tmp_path, flag):
-    path = write(tmp_path, f"openrlhf:\n  data.max_images_per_prompt: 1\n  {flag}\nplugin:\n  synthetic_task: {{}}\n")
-    with pytest.raises(RecipeError, match=f"key 'openrlhf.{flag.split(':')[0]}' is set by plugin.synthetic_task"):
-        load_recipe(path).validate()
-
-
-def test_an_accuracy_filter_from_zero_passes_openrlhfs_parser(tmp_path):
-    from mm_eureka_plugin.patches import install
-    from mm_eureka_plugin.patches.train_ppo_ray import parse_flags
-
-    text = "openrlhf:\n  actor.adam.lr: -1.0e-7\nplugin:\n  reward: accuracy\n  accuracy_filter: [0.0, 1.0]\n"
-    recipe = load_recipe(write(tmp_path, text))
-    argv = recipe.with_plugin_flags().openrlhf_argv()
-    assert argv[argv.index("--algo.dynamic_filtering_range") + 1] == "-0.000001"
-    assert argv[argv.index("--actor.adam.lr") + 1] == "-0.0000001"
-    install(cpu=True)
-    args = vars(parse_flags(argv))
-    assert args["algo.dynamic_filtering_range"] == [-1e-6, 1 + 1e-6]
 
 
 PRM_REWARD = (
@@ -297,7 +184,7 @@ def test_the_prm_server_section_is_parsed_with_its_path_made_absolute(tmp_path):
     prm = recipe.plugin.prm
     assert prm.path == str(tmp_path / "ckpt" / "prm") and prm.num_gpus == 0.5 and prm.batch_size == 4
     assert prm.max_wait_ms == 20.0
-    assert parse_plugin_section(recipe.plugin.to_dict()) == recipe.plugin  # it reaches Ray workers intact
+    assert parse_plugin_section(as_recipe(recipe.plugin)) == recipe.plugin  # it reaches Ray workers intact
     assert load_recipe(write(tmp_path, "plugin:\n  prm: /abs/prm\n" + PRM_REWARD % "")).plugin.prm.path == "/abs/prm"
 
 
@@ -305,9 +192,9 @@ def test_the_prm_server_section_is_parsed_with_its_path_made_absolute(tmp_path):
     ("prm", "message"),
     [
         ("{num_gpus: 1}", r"plugin.prm' needs 'path'"),
-        ("{path: p, batch_size: 2.5}", r"plugin.prm'.batch_size must be an integer of at least 1"),
-        ("{path: p, num_gpus: -1}", r"plugin.prm'.num_gpus must be a number of at least 0"),
-        ("{path: p, gpus: 1}", r"unknown key 'gpus'"),
+        ("{path: p, batch_size: 2.5}", r"parameter 'batch_size' of key 'plugin.prm' must be int, got 2.5"),
+        ("{path: p, num_gpus: -1}", r"key 'plugin.prm'.num_gpus must be at least 0, got -1"),
+        ("{path: p, gpus: 1}", r"unknown parameter 'gpus' for key 'plugin.prm'. Valid parameters: path, num_gpus"),
     ],
 )
 def test_a_bad_prm_server_section_names_the_key(tmp_path, prm, message):
@@ -322,20 +209,6 @@ def test_the_prm_reward_and_the_prm_server_come_together(tmp_path):
         load_recipe(write(tmp_path, "plugin:\n  reward: weighted\n  prm: /p\n")).validate()
     # A prm reward with its own checkpoint scores in-process: no server needed.
     load_recipe(write(tmp_path, "plugin:\n" + PRM_REWARD % ", path: /p")).validate()
-
-
-@pytest.mark.parametrize(
-    ("estimator", "ok"), [("rloo", True), ("reinforce", True), ("group_norm", False), (None, False)]
-)
-def test_dense_step_rewards_need_an_estimator_of_returns_to_go(tmp_path, estimator, ok):
-    flags = f"openrlhf:\n  algo.advantage.estimator: {estimator}\n" if estimator else ""
-    recipe = load_recipe(write(tmp_path, flags + "plugin:\n" + PRM_REWARD % ", mode: dense" + "  prm: /p\n"))
-    if ok:
-        recipe.validate()
-    else:
-        with pytest.raises(RecipeError, match=f"is {(estimator or 'gae')!r}, but a reward credits step rewards"):
-            recipe.validate()
-    load_recipe(write(tmp_path, flags + "plugin:\n" + PRM_REWARD % "" + "  prm: /p\n")).validate()  # sequence
 
 
 def test_dense_step_rewards_refuse_advantage_weights(tmp_path):

@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 from transformers import Qwen2_5_VLForConditionalGeneration
 
+from mm_eureka_plugin.checkpoints import load_processor
 from mm_eureka_plugin.data import LABEL_COLUMN, decode_label
 from mm_eureka_plugin.synthetic import COLOURS, QUESTION, build_colour_task
-from mm_eureka_plugin.tiny_vlm import QWEN_SPECIAL_TOKENS, load_processor
+from mm_eureka_plugin.tiny_vlm import QWEN_SPECIAL_TOKENS
 
 
 def rows(path: Path) -> list[dict]:
@@ -54,7 +55,7 @@ def test_eval_rows_are_converted_with_the_label_column(task):
 
 
 def test_tokenizer_round_trips_colour_words(task):
-    tokenizer = load_processor(task.model).tokenizer
+    tokenizer = load_processor(task.model)[1]
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     for colour in COLOURS:
         ids = tokenizer(colour, add_special_tokens=False)["input_ids"]
@@ -70,7 +71,7 @@ def test_tokenizer_round_trips_colour_words(task):
 
 
 def test_processor_and_model_run_on_a_prompt(task):
-    processor = load_processor(task.model)
+    processor = load_processor(task.model)[0]
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(task.model)
     row = rows(task.eval)[0]
     text = processor.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)

@@ -2,7 +2,7 @@
 pixel budget, and checking and converting files to OpenRLHF's native prompt rows."""
 
 from mm_eureka_plugin.data.convert import DataReport, check_file, convert_file, detect_format, load_record_images
-from mm_eureka_plugin.data.formats import DataFormat, MMK12Jsonl, MMK12Parquet, OpenRLHFRows, read_rows
+from mm_eureka_plugin.data.formats import MMK12Jsonl, MMK12Parquet, OpenRLHFRows, read_rows
 from mm_eureka_plugin.data.images import (
     MAX_IMAGE_BYTES,
     MAX_IMAGE_PIXELS,
@@ -25,7 +25,6 @@ __all__ = [
     "SYSTEM_PROMPTS",
     "BadRow",
     "DataError",
-    "DataFormat",
     "DataReport",
     "ImageError",
     "MMK12Jsonl",

@@ -28,7 +28,8 @@ from typing import Any, Literal
 from PIL import Image
 from tqdm import tqdm
 
-from mm_eureka_plugin.data.formats import DataFormat, is_parquet
+from mm_eureka_plugin.contracts import DataFormat
+from mm_eureka_plugin.data.formats import is_parquet
 from mm_eureka_plugin.data.images import (
     MAX_IMAGE_BYTES,
     MAX_IMAGE_PIXELS,

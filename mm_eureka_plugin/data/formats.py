@@ -1,11 +1,11 @@
 """The built-in data formats: MM-Eureka's jsonl, the hub's MMK12 parquet, and OpenRLHF's own rows.
 
-A data format is built by its factory with the recipe's parameters and has one method,
-``read(path) -> Iterator[PromptRecord | BadRow]``: one item per row, in file order, numbered
-from 1. Rows are read with HF ``datasets`` (``json`` for ``.jsonl``/``.json``, ``parquet`` for
-``.parquet``), streamed, so nothing is cached or written next to the data. Image references are
-returned as read, paths made absolute against the data file's folder; images are loaded and
-checked by :mod:`mm_eureka_plugin.data.convert`.
+A data format (:class:`~mm_eureka_plugin.contracts.DataFormat`) is built by its factory with the
+recipe's parameters and has one method, ``read(path) -> Iterator[PromptRecord | BadRow]``: one item
+per row, in file order, numbered from 1. Rows are read with HF ``datasets`` (``json`` for
+``.jsonl``/``.json``, ``parquet`` for ``.parquet``), streamed, so nothing is cached or written next
+to the data. Image references are returned as read, paths made absolute against the data file's
+folder; images are loaded and checked by :mod:`mm_eureka_plugin.data.convert`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from mm_eureka_plugin.data.images import resolve_image_ref
 from mm_eureka_plugin.data.prompts import apply_system_prompt, resolve_system_prompt
@@ -23,13 +23,6 @@ from mm_eureka_plugin.data.records import LABEL_COLUMN, BadRow, DataError, Promp
 IMAGE_TAG = "<image>"
 """Image placeholder in plain-text prompts, as OpenRLHF's ``PromptDataset`` reads them."""
 ROLES = ("system", "user", "assistant")
-
-
-class DataFormat(Protocol):
-    """What a ``data_format`` factory returns."""
-
-    def read(self, path: str | Path) -> Iterator[PromptRecord | BadRow]:
-        """The rows of ``path`` as records, or bad rows with their reasons."""
 
 
 class RowError(ValueError):

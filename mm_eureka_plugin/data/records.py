@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from mm_eureka_plugin.errors import UserError
+
 LABEL_COLUMN = "mm_eureka_label"
 """Column of converted data holding :func:`encode_label`'s answer + metadata, for the rollout reward."""
 
@@ -36,7 +38,7 @@ class BadRow:
         return f"row {self.row}: {self.reason}"
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A data file cannot be read or used as it stands; the message names the file and what to fix."""
 
 

@@ -1,8 +1,7 @@
-"""MM-PRM (arXiv 2505.13427): step splitting, step scores from a process reward model, their
-aggregation, and Best-of-N evaluation."""
+"""MM-PRM (arXiv 2505.13427): step splitting, step scores from a process reward model, and their
+aggregation."""
 
 from mm_eureka_plugin.prm.aggregate import StepScoreAggregator, check_scores
-from mm_eureka_plugin.prm.best_of_n import Candidate, Problem, Report, evaluate
 from mm_eureka_plugin.prm.scorer import (
     PRM_TOKEN,
     PRMCheckpointError,
@@ -16,18 +15,14 @@ from mm_eureka_plugin.prm.steps import BlankLineSplitter, Step, StepKSplitter, T
 __all__ = [
     "PRM_TOKEN",
     "BlankLineSplitter",
-    "Candidate",
     "PRMCheckpointError",
     "PRMInput",
     "PRMScorer",
-    "Problem",
-    "Report",
     "Step",
     "StepKSplitter",
     "StepScoreAggregator",
     "TagSplitter",
     "check_scores",
-    "evaluate",
     "make_prm_checkpoint",
     "tagged_solution",
 ]

@@ -6,19 +6,21 @@ as ``{"id", "row", "skipped": why}``, never labelled); then :class:`~mm_eureka_p
 searches with the policy, whose k rollouts of a state are one batched call continuing the
 chat-templated prompt (images included) plus the state's steps written by the splitter's
 ``join``. The tree (:meth:`~mm_eureka_plugin.prm.mcts.SearchTree.to_json`, plus ``row``) is
-appended to the output jsonl and flushed as the problem finishes. A rerun skips the ids already
-there (a truncated last line is dropped with a warning and its problem searched again), so an
-interruption, or a judge endpoint that stays down (:class:`~mm_eureka_plugin.prm.judges.JudgeUnavailable`,
-raised after its retries), loses no finished tree.
+appended to the output jsonl and flushed as the problem finishes (a
+:mod:`~mm_eureka_plugin.runfiles` run file). A rerun skips the ids already there (a truncated
+last line is dropped with a warning and its problem searched again), so an interruption, or a
+judge endpoint that stays down (:class:`~mm_eureka_plugin.prm.judges.JudgeUnavailable`, raised
+after its retries), loses no finished tree.
 
-Sampling is seeded per problem from ``(seed, problem index)`` and the policy call's number, so a
-resumed run searches a problem as an uninterrupted one would (with the same backend).
+The policy samples with :mod:`mm_eureka_plugin.eval.generate`'s generators and a
+:class:`~mm_eureka_plugin.eval.generate.SamplingConfig`, seeded per problem from ``(seed, problem
+index)`` and the policy call's number, so a resumed run searches a problem as an uninterrupted one
+would (with the same backend).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import sys
 import time
@@ -28,8 +30,12 @@ from typing import Any
 
 from tqdm import tqdm
 
+from mm_eureka_plugin.data.convert import detect_format
+from mm_eureka_plugin.eval.generate import SEED_STRIDE, SamplingConfig, make_generator, prompt_and_images
+from mm_eureka_plugin.eval.inputs import EvalError, read_problems
 from mm_eureka_plugin.prm.mcts import OmegaPRM, SearchConfig
 from mm_eureka_plugin.registry import resolve
+from mm_eureka_plugin.runfiles import appending, read_done
 
 logger = logging.getLogger(__name__)
 
@@ -50,45 +56,38 @@ def annotate(
     out: str | Path,
     *,
     policy: str | Path,
-    config: SearchConfig | None = None,
+    sampling: SamplingConfig,
+    search: SearchConfig | None = None,
     data_format: str | None = None,
     format_params: dict[str, Any] | None = None,
     judge: str = "math_verify",
     judge_params: dict[str, Any] | None = None,
     splitter: str = "tags",
-    backend: str = "auto",
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    max_new_tokens: int = 1024,
-    batch_size: int = 8,
-    seed: int = 0,
     progress: bool = False,
 ) -> AnnotateSummary:
-    """Search every problem of ``data`` not yet in ``out`` (see the module docstring).
+    """Search every problem of ``data`` not yet in ``out`` with OmegaPRM's ``search`` settings,
+    the checkpoint ``policy`` writing the rollouts with ``sampling`` (see the module docstring).
 
-    Raises ``EvalError`` for a bad data file, output line or sampling setting, ``ComponentError``
-    for an unknown component or parameter, and ``JudgeUnavailable`` from the judge.
+    ``data_format`` is a ``data_format`` name or reference built with ``format_params`` (default:
+    detected from the columns); ``judge`` a ``judge`` built with ``judge_params``; ``splitter`` a
+    ``step_splitter`` with a ``join``. Raises ``EvalError`` for a bad data file or output line,
+    ``ComponentError`` for an unknown component or parameter, and ``JudgeUnavailable`` from the judge.
     """
-    from mm_eureka_plugin.data.convert import detect_format
-    from mm_eureka_plugin.prm.evaluation import EvalError, read_appended, read_benchmark
-    from mm_eureka_plugin.prm.generate import SEED_STRIDE, check_sampling, make_generator, prompt_and_images
-
-    config = config or SearchConfig()
-    check_sampling(n=config.k, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+    search = search or SearchConfig()
     data, out = Path(data), Path(out)
-    records = read_benchmark(data, resolve("data_format", data_format or detect_format(data), **(format_params or {})))
+    records = read_problems(data, resolve("data_format", data_format or detect_format(data), **(format_params or {})))
     split = resolve("step_splitter", splitter)
     if not callable(getattr(split, "join", None)):
         raise EvalError(f"step splitter {splitter!r} has no join(steps): annotate cannot write a state's steps.")
     answer_judge = resolve("judge", judge, **(judge_params or {}))
-    done = {_tree_id(row, where) for where, row in read_appended(out, "searched")}
+    done = {_tree_id(row, where) for where, row in read_done(out, "searched")}
     todo = [(index, pid) for index, pid in enumerate(records) if pid not in done]
     summary = AnnotateSummary(already_done=len(records) - len(todo))
     if not todo:
         return summary
     max_images = max(len(records[pid].images) for _, pid in todo)
-    generator = make_generator(policy, backend, temperature, top_p, max_new_tokens, batch_size, max_images)
-    calls_per_problem = config.max_rollouts // config.k + 1
+    generator = make_generator(policy, sampling, max_images)
+    calls_per_problem = search.max_rollouts // search.k + 1
     bar = tqdm(
         total=len(records),
         initial=summary.already_done,
@@ -98,8 +97,7 @@ def annotate(
         disable=not progress,
     )
     start = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a", encoding="utf-8") as lines, bar:
+    with appending(out) as append, bar:
         for index, pid in todo:
             record = records[pid]
             why = answer_judge.check_gold(record.answer)
@@ -109,30 +107,27 @@ def annotate(
                 summary.skipped += 1
             else:
                 prompt, images = prompt_and_images(generator.processor, record)
-                calls = itertools.count((seed * SEED_STRIDE + index) * calls_per_problem)
+                calls = itertools.count((sampling.seed * SEED_STRIDE + index) * calls_per_problem)
 
                 def rollouts(_, prefix, k, prompt=prompt, images=images, calls=calls):
                     return generator.complete(prompt + split.join(prefix), images, k, next(calls))
 
-                tree = OmegaPRM(rollouts, answer_judge, split, config).search(record, record.answer, pid)
+                tree = OmegaPRM(rollouts, answer_judge, split, search).search(record, record.answer, pid)
                 row = {**tree.to_json(), "row": record.row}
                 summary.searched += 1
                 summary.labelled_nodes += len(tree.nodes) - 1
                 summary.rollouts += tree.rollouts
                 bar.set_postfix(
                     rollouts_per_s=f"{summary.rollouts / (time.perf_counter() - start):.1f}",
-                    budget=f"{tree.rollouts}/{config.max_rollouts} rollouts, "
-                    f"{len(tree.searches)}/{config.max_searches} searches",
+                    budget=f"{tree.rollouts}/{search.max_rollouts} rollouts, "
+                    f"{len(tree.searches)}/{search.max_searches} searches",
                 )
-            lines.write(json.dumps(row, ensure_ascii=False) + "\n")
-            lines.flush()
+            append(row)
             bar.update()
     return summary
 
 
 def _tree_id(row: Any, where: str) -> str:
-    from mm_eureka_plugin.prm.evaluation import EvalError
-
     if not isinstance(row, dict) or not isinstance(row.get("id"), str):
         raise EvalError(f'{where}: not a tree row ({{"id": ..., ...}}); is this the annotate output file?')
     return row["id"]

@@ -24,6 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mm_eureka_plugin.data.convert import detect_format, load_record_images, publish_staged, stage_image
+from mm_eureka_plugin.data.images import ImageError
+from mm_eureka_plugin.eval.inputs import EvalError, read_problems
+from mm_eureka_plugin.registry import resolve
+from mm_eureka_plugin.runfiles import read_done
+
 
 @dataclass
 class BuildSummary:
@@ -66,19 +72,14 @@ def build_data(
     Raises ``EvalError`` for a tree line that is not a tree, or whose id is not in ``data``, and for
     an image that cannot be loaded, naming the line or row.
     """
-    from mm_eureka_plugin.data.convert import detect_format, load_record_images, publish_staged, stage_image
-    from mm_eureka_plugin.data.images import ImageError
-    from mm_eureka_plugin.prm.evaluation import EvalError, read_appended, read_benchmark
-    from mm_eureka_plugin.registry import resolve
-
     data, trees, out = Path(data), Path(trees), Path(out).resolve()
     if not trees.is_file():
         raise EvalError(f"{trees}: no such trees file (write it with mm-eureka prm annotate).")
-    records = read_benchmark(data, resolve("data_format", data_format or detect_format(data), **(format_params or {})))
+    records = read_problems(data, resolve("data_format", data_format or detect_format(data), **(format_params or {})))
     summary = BuildSummary()
     rows: dict[str, list[dict[str, Any]]] = {"positive": [], "negative": []}
     seen: set[tuple[str, tuple[str, ...]]] = set()
-    for where, tree in read_appended(trees, "searched"):
+    for where, tree in read_done(trees, "searched"):
         if not isinstance(tree, dict) or not isinstance(tree.get("id"), str):
             raise EvalError(f"{where}: not a tree row; is this an mm-eureka prm annotate output?")
         if "skipped" in tree:

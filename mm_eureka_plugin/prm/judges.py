@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from mm_eureka_plugin.rewards.accuracy import AccuracyReward
 from mm_eureka_plugin.rewards.types import RewardSample
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,6 @@ class MathVerifyJudge:
     """Judge by the accuracy reward (math-verify in bounded workers); takes the accuracy reward's parameters."""
 
     def __init__(self, **accuracy_params) -> None:
-        from mm_eureka_plugin.rewards.accuracy import AccuracyReward
-
         self.accuracy = AccuracyReward(**{**accuracy_params, "on_bad_gold": "error"})
 
     def check_gold(self, gold: str) -> str | None:

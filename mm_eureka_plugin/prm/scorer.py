@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mm_eureka_plugin.checkpoints import load_model, model_inputs
+from mm_eureka_plugin.checkpoints import load_model, load_processor, model_inputs
+from mm_eureka_plugin.errors import UserError
 
 PRM_TOKEN = "<prm>"
 """The step tag; its position's logits give the step's score."""
@@ -26,7 +27,7 @@ STEP_SEPARATOR = "\n"
 """What follows each tag in a tagged solution."""
 
 
-class PRMCheckpointError(ValueError):
+class PRMCheckpointError(UserError):
     """A checkpoint cannot serve as a PRM (no tag token, or label words that are not one token)."""
 
 
@@ -53,14 +54,8 @@ def tagged_solution(steps: Sequence[str]) -> str:
 def make_prm_checkpoint(base: str | Path, out: str | Path) -> Path:
     """Save ``base`` (model and processor or tokenizer) to ``out`` with :data:`PRM_TOKEN` added as a
     special token (the embeddings grow if the vocabulary has no free row); returns ``out``."""
-    from transformers import AutoProcessor
-
-    from mm_eureka_plugin.tiny_vlm import register_processor
-
-    register_processor()
     model = load_model(str(base))
-    processor = AutoProcessor.from_pretrained(str(base))
-    tokenizer = getattr(processor, "tokenizer", processor)
+    processor, tokenizer = load_processor(base)
     tokenizer.add_tokens([PRM_TOKEN], special_tokens=True)
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer))
@@ -113,17 +108,12 @@ class PRMScorer:
 
     def __init__(self, path: str | Path, *, device: str | None = None, dtype=None, batch_size: int = 8) -> None:
         import torch
-        from transformers import AutoProcessor
-
-        from mm_eureka_plugin.tiny_vlm import register_processor
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
-        register_processor()
-        self.processor = AutoProcessor.from_pretrained(str(path))
-        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        self.processor, self.tokenizer = load_processor(path)
         self.tag_id, *self.label_ids = prm_token_ids(self.tokenizer, path)
         self.model = load_model(str(path), dtype).to(self.device).eval()
         self.batch_size = batch_size

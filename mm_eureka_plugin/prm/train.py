@@ -8,8 +8,8 @@ over the tags of the micro-batch (MM-PRM, arXiv 2505.13427). The vision tower is
 
 The model is OpenRLHF's ``Actor`` (a VLM is loaded as image-text-to-text) trained by its
 ``DeepspeedStrategy`` (ZeRO stage, bf16, gradient accumulation to ``batch_size``, its optimizer
-and scheduler), so ``torchrun`` or ``deepspeed`` starts one process per GPU; a single process
-needs no launcher. Without CUDA the CPU patches run it on gloo. A base model without the
+and scheduler; :mod:`mm_eureka_plugin.patches.prm_training`), so ``torchrun`` or ``deepspeed``
+starts one process per GPU; a single process needs no launcher. Without CUDA the CPU patches run it on gloo. A base model without the
 ``<prm>`` token is first made into a PRM checkpoint (:func:`~mm_eureka_plugin.prm.scorer.make_prm_checkpoint`,
 in ``<output_dir>/init``); the result in ``output_dir`` loads directly into ``PRMScorer``.
 """
@@ -18,21 +18,30 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import yaml
+from tqdm import tqdm
 
+from mm_eureka_plugin.checkpoints import load_processor, model_inputs
 from mm_eureka_plugin.config import load_yaml, parse_key_value, reject_unknown_keys
+from mm_eureka_plugin.data.images import load_image
+from mm_eureka_plugin.errors import UserError
+from mm_eureka_plugin.prm.scorer import (
+    PRMCheckpointError,
+    PRMInput,
+    make_prm_checkpoint,
+    prm_text,
+    prm_token_ids,
+    tag_logits,
+)
 
 logger = logging.getLogger(__name__)
 
 
-class PRMTrainError(ValueError):
+class PRMTrainError(UserError):
     """A training recipe or data file is unusable; the message names the key or line and the fix."""
 
 
@@ -124,51 +133,11 @@ def soft_label_loss(pair_logits, targets):
     return -(soft * pair).sum(-1).mean()
 
 
-def _strategy_args(config: PRMTrainConfig) -> SimpleNamespace:
-    """The fields of OpenRLHF's arguments its ``DeepspeedStrategy`` reads."""
-    return SimpleNamespace(
-        local_rank=-1,
-        max_norm=config.max_norm,
-        optim="adam",
-        train=SimpleNamespace(seed=config.seed, micro_batch_size=config.micro_batch_size, batch_size=config.batch_size),
-        ds=SimpleNamespace(
-            zero_stage=config.zero_stage,
-            param_dtype=config.param_dtype,
-            tensor_parallel_size=1,
-            ring_attn_size=1,
-            attn_implementation=config.attn_implementation,
-        ),
-    )
-
-
-def _single_process_env() -> None:
-    """torch.distributed's variables for one process, unless a launcher set them."""
-    if "RANK" in os.environ:
-        return
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-
-
 def train(config: PRMTrainConfig, *, progress: bool = True) -> list[float]:
     """Train a PRM as the module docstring says; returns the loss of every optimizer step (rank 0's)."""
     import torch
-    from tqdm import tqdm
-    from transformers import AutoProcessor
 
-    from mm_eureka_plugin.checkpoints import model_inputs
-    from mm_eureka_plugin.data.images import load_image
-    from mm_eureka_plugin.patches import install
-    from mm_eureka_plugin.prm.scorer import (
-        PRMCheckpointError,
-        PRMInput,
-        make_prm_checkpoint,
-        prm_text,
-        prm_token_ids,
-        tag_logits,
-    )
-    from mm_eureka_plugin.tiny_vlm import register_processor
+    from mm_eureka_plugin.patches.prm_training import StrategyTrainer
 
     rows = read_rows(config.data)
     if len(rows) < config.batch_size:
@@ -177,83 +146,46 @@ def train(config: PRMTrainConfig, *, progress: bool = True) -> list[float]:
             "lower batch_size (and micro_batch_size) or add rows."
         )
     cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
-    install(cpu=cpu)
-    _single_process_env()
-    from openrlhf.models import Actor
-    from openrlhf.utils import get_strategy
-
-    register_processor()
     model_path = config.model
-    processor = AutoProcessor.from_pretrained(model_path)
-    tokenizer = getattr(processor, "tokenizer", processor)
+    processor, tokenizer = load_processor(model_path)
     try:
         prm_token_ids(tokenizer, model_path)
     except PRMCheckpointError:  # a base model: add the tag first
         model_path = str(make_prm_checkpoint(model_path, Path(config.output_dir) / "init"))
-        processor = AutoProcessor.from_pretrained(model_path)
-        tokenizer = getattr(processor, "tokenizer", processor)
+        processor, tokenizer = load_processor(model_path)
     tag_id, yes_id, no_id = prm_token_ids(tokenizer, model_path)
     tokenizer.padding_side = "right"
 
-    strategy = get_strategy(_strategy_args(config))
-    strategy.setup_distributed()
-    actor = Actor(
-        model_path,
-        attn_implementation=config.attn_implementation,
-        param_dtype=config.param_dtype,
-        ds_config=strategy.get_ds_train_config(),
-        freeze_visual_encoder=True,
-    )
-    if config.gradient_checkpointing:
-        actor.gradient_checkpointing_enable()
-    loader = strategy.setup_dataloader(rows, config.micro_batch_size, True, True, collate_fn=list)
-    steps_per_epoch = len(loader) // strategy.accumulated_gradient
-    adam = {"lr": config.lr, "betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": config.weight_decay}
-    cfg = {
-        "optim": "adam",
-        "adam": adam,
-        "muon": {},
-        "lr_scheduler": config.lr_scheduler,
-        "lr_warmup_ratio": config.warmup_ratio,
-        "min_lr_ratio": config.min_lr_ratio,
-        "max_norm": config.max_norm,
-        "scheduler_steps": steps_per_epoch * config.epochs,
-    }
-    actor, _, _ = strategy.prepare((actor, cfg))
-    engine = actor.model
+    trainer = StrategyTrainer(config, model_path, rows, cpu)
     device = torch.device("cpu") if cpu else torch.device("cuda", torch.cuda.current_device())
-
     losses, window = [], []
-    bar = tqdm(total=steps_per_epoch * config.epochs, desc="PRM training", unit="step", disable=not progress)
+    bar = tqdm(total=trainer.steps_per_epoch * config.epochs, desc="PRM training", unit="step", disable=not progress)
     for epoch in range(config.epochs):
-        if hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epoch)
-        for batch in loader:
+        trainer.set_epoch(epoch)
+        for batch in trainer.loader:
             items = [
                 PRMInput(row["prompt"], row["steps"], [load_image(ref) for ref in row.get("images", [])])
                 for row in batch
             ]
             inputs = model_inputs(
                 processor,
-                engine.module,
+                trainer.model.module,
                 [prm_text(processor, i) for i in items],
                 [im for i in items for im in i.images],
                 device,
             )
             targets = torch.tensor([v for row in batch for v in row["labels"]], dtype=torch.float32)
-            pair = tag_logits(engine, inputs, tag_id, [yes_id, no_id])
+            pair = tag_logits(trainer.model, inputs, tag_id, [yes_id, no_id])
             loss = soft_label_loss(pair, targets.to(device))
-            strategy.backward(loss, actor, None)
-            strategy.optimizer_step(None, actor, None)
+            trainer.step(loss)
             window.append(loss.item())
-            if len(window) == strategy.accumulated_gradient:  # DeepSpeed has just stepped
+            if len(window) == trainer.accumulation:  # the optimizer has just stepped
                 losses.append(sum(window) / len(window))
                 window = []
                 bar.update()
                 bar.set_postfix(loss=f"{losses[-1]:.4f}", epoch=epoch + 1)
     bar.close()
-    strategy.save_model(actor, processor, config.output_dir)
-    if strategy.is_rank_0():
+    if trainer.save(processor, config.output_dir):
         Path(config.output_dir, "prm_train.json").write_text(
             json.dumps({"config": asdict(config), "losses": losses}, indent=1) + "\n", encoding="utf-8"
         )

@@ -5,7 +5,7 @@ from mm_eureka_plugin.rewards.format import FormatReward
 from mm_eureka_plugin.rewards.prm import PRMReward
 from mm_eureka_plugin.rewards.score import ScoreFileError, score_file
 from mm_eureka_plugin.rewards.types import RewardResult, RewardSample, as_result, score_samples
-from mm_eureka_plugin.rewards.weighted import WeightedReward, iter_rewards
+from mm_eureka_plugin.rewards.weighted import WeightedReward
 
 __all__ = [
     "AccuracyReward",
@@ -16,7 +16,6 @@ __all__ = [
     "ScoreFileError",
     "WeightedReward",
     "as_result",
-    "iter_rewards",
     "score_file",
     "score_samples",
 ]

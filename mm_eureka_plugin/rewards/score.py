@@ -8,6 +8,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from mm_eureka_plugin.errors import UserError
 from mm_eureka_plugin.rewards.types import RewardSample
 from mm_eureka_plugin.rewards.weighted import WeightedReward
 
@@ -15,7 +16,7 @@ BATCH_ROWS = 256
 """Rows scored per reward call (rewards judge a batch at once, e.g. in parallel workers)."""
 
 
-class ScoreFileError(ValueError):
+class ScoreFileError(UserError):
     """A file cannot be scored; the message names the file and, for a bad row, its 1-based line."""
 
 

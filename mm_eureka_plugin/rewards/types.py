@@ -1,4 +1,5 @@
-"""The reward contract's types: what a reward sees (:class:`RewardSample`) and returns (:class:`RewardResult`)."""
+"""The reward contract's types: what a reward (:class:`~mm_eureka_plugin.contracts.Reward`) sees
+(:class:`RewardSample`) and returns (:class:`RewardResult`)."""
 
 from __future__ import annotations
 
@@ -46,9 +47,6 @@ class RewardResult:
     error: str | None = None
 
 
-RewardFn = Callable[[list[RewardSample]], Sequence["RewardResult | float"]]
-
-
 def as_result(value: Any) -> RewardResult:
     """A reward's return value for one sample as a :class:`RewardResult` (floats are wrapped)."""
     if isinstance(value, RewardResult):
@@ -62,8 +60,10 @@ def as_result(value: Any) -> RewardResult:
     return result
 
 
-def score_samples(reward: RewardFn, samples: list[RewardSample]) -> list[RewardResult]:
-    """Call ``reward`` on ``samples`` and return one result per sample; never raises.
+def score_samples(
+    reward: Callable[[list[RewardSample]], Sequence[RewardResult | float]], samples: list[RewardSample]
+) -> list[RewardResult]:
+    """Call ``reward`` (a :class:`~mm_eureka_plugin.contracts.Reward`) on ``samples`` and return one result per sample; never raises.
 
     A reward that raises, returns the wrong number of values or a value of the wrong type gives
     every sample of the call reward 0 with ``error`` set, and the error is logged.

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
+from mm_eureka_plugin.contracts import Reward
 from mm_eureka_plugin.registry import ComponentError, resolve
 from mm_eureka_plugin.rewards.types import RewardResult, RewardSample, score_samples
 
@@ -26,7 +26,7 @@ class WeightedReward:
     (a key already taken by an earlier entry becomes ``"<name>/<key>"``); ``step_rewards`` every
     entry's, scaled by its weight. A sub-reward that fails counts as error (via
     :func:`score_samples`): its contribution and component (``<name>``) are 0 and ``error`` says
-    which entry failed.
+    which entry failed. It is ``dense`` and ``uses_server`` when any entry is.
     """
 
     def __init__(self, components: list[dict] | None = None, score_from: str | None = None) -> None:
@@ -35,7 +35,7 @@ class WeightedReward:
             raise ComponentError("weighted reward: 'components' must be a non-empty list of {name, weight, ...}.")
         self.names: list[str] = []
         self.weights: list[float] = []
-        self.rewards: list[Any] = []
+        self.rewards: list[Reward] = []
         for i, entry in enumerate(entries):
             name, weight, params = _check_entry(i, entry)
             try:
@@ -50,6 +50,16 @@ class WeightedReward:
                 f"weighted reward: score_from {score_from!r} is not one of its components: {', '.join(self.names)}."
             )
         self.score_from = score_from
+
+    @property
+    def dense(self) -> bool:
+        """Whether any entry credits its step rewards per token (``dense``)."""
+        return any(getattr(reward, "dense", False) for reward in self.rewards)
+
+    @property
+    def uses_server(self) -> bool:
+        """Whether any entry scores with the run's PRM server (``uses_server``)."""
+        return any(getattr(reward, "uses_server", False) for reward in self.rewards)
 
     def __call__(self, samples: list[RewardSample]) -> list[RewardResult]:
         per_entry = [score_samples(reward, samples) for reward in self.rewards]
@@ -80,14 +90,6 @@ class WeightedReward:
             step_rewards=sorted(steps) if steps else None,
             error="; ".join(errors) or None,
         )
-
-
-def iter_rewards(reward: Any) -> Iterator[Any]:
-    """``reward`` and, if it is a :class:`WeightedReward`, every reward it combines, depth first."""
-    yield reward
-    if isinstance(reward, WeightedReward):
-        for sub in reward.rewards:
-            yield from iter_rewards(sub)
 
 
 def _check_entry(i: int, entry: Any) -> tuple[str, float, dict[str, Any]]:

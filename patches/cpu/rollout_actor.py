@@ -94,10 +94,9 @@ class CPURolloutActor:
         import torch
         from openrlhf.trainer.ray.vllm_engine import _load_agent_executor
         from openrlhf.utils.agent import SingleTurnAgentExecutor
-        from transformers import AutoConfig, AutoProcessor
+        from transformers import AutoConfig
 
-        from mm_eureka_plugin.checkpoints import load_model, stop_token_ids
-        from mm_eureka_plugin.tiny_vlm import register_processor
+        from mm_eureka_plugin.checkpoints import load_model, load_processor, stop_token_ids
 
         if kwargs.get("tensor_parallel_size", 1) != 1:
             raise ValueError("the CPU rollout actor runs one engine per process: set vllm.tensor_parallel_size to 1.")
@@ -110,9 +109,7 @@ class CPURolloutActor:
         )
         config = AutoConfig.from_pretrained(model_path)
         self.model = load_model(model_path, torch.float32).eval()
-        register_processor()
-        processor = AutoProcessor.from_pretrained(model_path)
-        self.tokenizer = getattr(processor, "tokenizer", processor)
+        processor, self.tokenizer = load_processor(model_path)
         self.image_processor = getattr(processor, "image_processor", None)
         self.image_token_id = getattr(config, "image_token_id", None)
         self.video_token_id = getattr(config, "video_token_id", None)

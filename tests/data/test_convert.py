@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
+from mm_eureka_plugin.checkpoints import load_processor
 from mm_eureka_plugin.data import (
     LABEL_COLUMN,
     MAX_PIXELS,
@@ -25,7 +26,6 @@ from mm_eureka_plugin.data import (
     detect_format,
     load_image,
 )
-from mm_eureka_plugin.tiny_vlm import load_processor
 
 IMAGE_TOKEN = "<|vision_start|><|image_pad|><|vision_end|>"
 
@@ -214,7 +214,7 @@ def test_openrlhf_prompt_dataset_gives_one_image_token_block_per_image(good_data
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
     out = tmp_path / "out" / "train.jsonl"
     convert_file(good_data.mmk12, MMK12Jsonl(system_prompt="mm-eureka-7b"), out)
-    processor = load_processor(tiny_vlm_dir)
+    processor = load_processor(tiny_vlm_dir)[0]
     pad_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     data_args = SimpleNamespace(input_key="prompt", label_key="label", image_key="images", apply_chat_template=True)
     strategy = SimpleNamespace(args=SimpleNamespace(data=data_args), print=lambda *_: None, is_rank_0=lambda: False)

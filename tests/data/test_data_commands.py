@@ -55,9 +55,15 @@ def recipe_for(tmp_path, data_path, on_bad_row="error", max_images=2):
     return load_recipe(path)
 
 
-def test_launcher_converts_once_and_points_openrlhf_at_the_result(good_data, tmp_path):
-    from mm_eureka_plugin.launch import prepare_data
+def prepare_data(recipe):
+    """What the launcher does before Ray starts: convert the data, point OpenRLHF's flags at it."""
+    from mm_eureka_plugin.launch import convert_data
+    from mm_eureka_plugin.patches.launch import prepared
 
+    return prepared(recipe, convert_data(recipe))
+
+
+def test_launcher_converts_once_and_points_openrlhf_at_the_result(good_data, tmp_path):
     recipe = recipe_for(tmp_path, good_data.mmk12)
     flags = prepare_data(recipe).openrlhf
     converted = tmp_path / "ckpt" / "data"
@@ -71,8 +77,6 @@ def test_launcher_converts_once_and_points_openrlhf_at_the_result(good_data, tmp
 
 
 def test_launcher_stops_on_bad_rows_before_ray_or_skips_and_logs_them(bad_corpus, tmp_path, caplog):
-    from mm_eureka_plugin.launch import prepare_data
-
     with pytest.raises(RecipeError, match="(?s)plugin.data.*row 2: image 1: image file not found"):
         prepare_data(recipe_for(tmp_path, bad_corpus.mmk12))
     with caplog.at_level(logging.WARNING):
@@ -84,8 +88,6 @@ def test_launcher_stops_on_bad_rows_before_ray_or_skips_and_logs_them(bad_corpus
 
 
 def test_launcher_refuses_more_images_than_vllm_is_told_to_expect(good_data, tmp_path):
-    from mm_eureka_plugin.launch import prepare_data
-
     most = max(len(names) for _, names, _, _ in good_data.expected)
     assert most >= 2
     with pytest.raises(RecipeError, match=f"has {most} images. Set it to {most}"):

@@ -8,9 +8,9 @@ import time
 
 import pytest
 from PIL import Image, ImageFile
-from transformers import AutoProcessor
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
+from mm_eureka_plugin.checkpoints import load_processor
 from mm_eureka_plugin.data import (
     MAX_PIXELS,
     MIN_PIXELS,
@@ -20,7 +20,6 @@ from mm_eureka_plugin.data import (
     load_image,
 )
 from mm_eureka_plugin.data.images import resolve_image_ref
-from mm_eureka_plugin.tiny_vlm import load_processor, register_processor
 
 IMAGE_TOKEN = "<|vision_start|><|image_pad|><|vision_end|>"
 
@@ -177,10 +176,9 @@ def test_an_extreme_aspect_ratio_is_refused():
 @pytest.fixture(scope="module")
 def processors(tiny_vlm_dir):
     """The tiny model's processor as saved (budget 3136..50176) and configured with MM-Eureka's budget."""
-    register_processor()
     return {
-        "saved": load_processor(tiny_vlm_dir),
-        "mm-eureka": AutoProcessor.from_pretrained(str(tiny_vlm_dir), min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS),
+        "saved": load_processor(tiny_vlm_dir)[0],
+        "mm-eureka": load_processor(tiny_vlm_dir, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)[0],
     }
 
 

@@ -22,9 +22,9 @@ WRONG = "<think>1 + 1 = 3</think><answer>3</answer>"
 
 @pytest.fixture(scope="module")
 def processor(tiny_vlm_dir):
-    from mm_eureka_plugin.tiny_vlm import load_processor
+    from mm_eureka_plugin.checkpoints import load_processor
 
-    return load_processor(tiny_vlm_dir)
+    return load_processor(tiny_vlm_dir)[0]
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ class FakeVLLMEngine:
 def load_executor(plugin_env, reward):
     from openrlhf.trainer.ray.vllm_engine import _load_agent_executor
 
-    from mm_eureka_plugin.config import agent_executor_path
+    from mm_eureka_plugin.patches.flags import agent_executor_path
 
     plugin_env({"reward": reward})
     return _load_agent_executor(agent_executor_path())
@@ -159,15 +159,16 @@ def test_fake_vllm_openrlhf_dynamic_filtering_keeps_groups_by_mean_accuracy(
 
     from mm_eureka_plugin import patches
     from mm_eureka_plugin.config import CONFIG_ENV, load_recipe
-    from mm_eureka_plugin.launch import init_ray
+    from mm_eureka_plugin.patches.flags import argv, with_plugin_flags
+    from mm_eureka_plugin.patches.launch import init_ray
 
     for key in (CONFIG_ENV, patches.DEVICE_ENV):  # init_ray sets them in this process: undo after
         monkeypatch.setenv(key, "")
     recipe_path = os.path.join(os.path.dirname(image_path), "r.yaml")
     with open(recipe_path, "w") as f:
         f.write("plugin:\n  reward: weighted\n  accuracy_filter: [0.1, 0.9]\n  device: cpu\n")
-    recipe = load_recipe(recipe_path).with_plugin_flags()
-    args = openrlhf_args(*recipe.openrlhf_argv(), "--rollout.n_samples_per_prompt", "4")
+    recipe = with_plugin_flags(load_recipe(recipe_path))
+    args = openrlhf_args(*argv(recipe), "--rollout.n_samples_per_prompt", "4")
 
     # Per prompt (by its gold answer): 4 scripted responses. Mean accuracy: 1.0 (format varies,
     # so the total reward does too), 0.5, 0.0, 0.25.

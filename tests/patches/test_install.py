@@ -53,7 +53,7 @@ def test_the_ray_setup_hook_imports_neither_torch_nor_openrlhf():
 
 def test_runtime_env_carries_the_hook_config_and_openrlhfs_variables(monkeypatch):
     from mm_eureka_plugin.config import CONFIG_ENV
-    from mm_eureka_plugin.launch import SETUP_HOOK, runtime_env
+    from mm_eureka_plugin.patches.launch import SETUP_HOOK, runtime_env
 
     monkeypatch.setenv("NCCL_DEBUG", "INFO")
     plugin = parse_plugin_section({"advantage_weight": "std"})
@@ -69,7 +69,7 @@ def test_an_openrlhf_actor_sees_the_patch_inside_its_ray_worker(monkeypatch):
     import ray
 
     from mm_eureka_plugin.config import CONFIG_ENV
-    from mm_eureka_plugin.launch import init_ray
+    from mm_eureka_plugin.patches.launch import init_ray
 
     for key in (CONFIG_ENV, patches.DEVICE_ENV):  # init_ray sets them in this process: undo after
         monkeypatch.setenv(key, "")

@@ -14,9 +14,9 @@ def vlm_experience(tiny_vlm_dir):
     """Two samples (prompt with an image + 4 response tokens), as OpenRLHF's Experience."""
     from openrlhf.trainer.ppo_utils.experience import Experience
 
-    from mm_eureka_plugin.tiny_vlm import load_processor
+    from mm_eureka_plugin.checkpoints import load_processor
 
-    processor = load_processor(tiny_vlm_dir)
+    processor = load_processor(tiny_vlm_dir)[0]
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Which colour?"}]}]
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     images = [Image.new("RGB", (56, 56), (200, 30, 30)), Image.new("RGB", (84, 56), (30, 30, 200))]

@@ -19,9 +19,9 @@ N = 8
 
 @pytest.fixture(scope="module")
 def processor(tiny_vlm_dir):
-    from mm_eureka_plugin.tiny_vlm import load_processor
+    from mm_eureka_plugin.checkpoints import load_processor
 
-    return load_processor(tiny_vlm_dir)
+    return load_processor(tiny_vlm_dir)[0]
 
 
 @pytest.fixture

@@ -109,3 +109,19 @@ def test_bad_search_settings_name_the_setting(task, tmp_path, capsys):
     assert code == 2 and "search settings: alpha must be in (0, 1]" in printed.err
     code, printed = annotate(task.train, task, tmp_path / "t.jsonl", capsys, "--judge-arg", "nonsense")
     assert code == 2 and "expected KEY=VALUE" in printed.err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--top-p", "0"], "--top-p must be in (0, 1], got 0.0."),
+        (["--batch-size", "0"], "--batch-size must be at least 1, got 0."),
+        (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1, got 0."),
+    ],
+)
+def test_bad_sampling_settings_name_the_flag_before_anything_runs(flags, message, tmp_path, capsys):
+    out = tmp_path / "t.jsonl"
+    argv = ["prm", "annotate", str(tmp_path / "none.jsonl"), "--policy", str(tmp_path), "--out", str(out)]
+    assert main([*argv, *flags]) == 2
+    assert capsys.readouterr().err == f"mm-eureka: error: {message}\n"
+    assert not out.exists()

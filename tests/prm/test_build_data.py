@@ -6,11 +6,11 @@ import json
 
 import pytest
 from PIL import Image
+from simulated_policy import RIGHT, SimulatedPolicy, SimulatedProblem, judge
 
 from mm_eureka_plugin.cli import main
 from mm_eureka_plugin.prm.build_data import tree_paths
 from mm_eureka_plugin.prm.mcts import OmegaPRM, SearchConfig
-from mm_eureka_plugin.prm.simulated import RIGHT, SimulatedPolicy, SimulatedProblem, judge
 from mm_eureka_plugin.prm.steps import TagSplitter
 
 

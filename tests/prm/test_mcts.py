@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 
 import pytest
+from simulated_policy import RIGHT, SimulatedPolicy, SimulatedProblem, first_error, is_wrong, judge
 
 from mm_eureka_plugin.prm.mcts import OmegaPRM, SearchConfig
-from mm_eureka_plugin.prm.simulated import RIGHT, SimulatedPolicy, SimulatedProblem, first_error, is_wrong, judge
 from mm_eureka_plugin.prm.steps import TagSplitter
 
 

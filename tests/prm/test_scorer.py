@@ -31,9 +31,9 @@ def image(colour):
 
 
 def test_the_checkpoint_has_the_tag_and_its_processor_still_handles_images(prm_dir, tiny_vlm_dir):
-    from mm_eureka_plugin.tiny_vlm import load_processor
+    from mm_eureka_plugin.checkpoints import load_processor
 
-    processor = load_processor(prm_dir)
+    processor = load_processor(prm_dir)[0]
     assert len(processor.tokenizer.encode(PRM_TOKEN, add_special_tokens=False)) == 1
     batch = processor(
         text=["<|vision_start|><|image_pad|><|vision_end|>hi"], images=[image("red")], return_tensors="pt"

@@ -29,7 +29,8 @@ def server(prm_dir, tmp_path_factory):
     import ray
 
     from mm_eureka_plugin.config import parse_plugin_section
-    from mm_eureka_plugin.launch import init_ray, start_prm
+    from mm_eureka_plugin.launch import start_prm
+    from mm_eureka_plugin.patches.launch import init_ray
 
     plugin = parse_plugin_section(
         {"device": "cpu", "reward": "prm", "prm": {"path": str(prm_dir), "batch_size": 8, "max_wait_ms": 300}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import subprocess
 import sys
 
@@ -71,11 +72,10 @@ def test_a_tiny_prm_learns_the_toy_set_and_the_scorer_loads_it(toy, tiny_vlm_dir
 
 
 def test_the_loss_reads_only_the_tags_and_equals_the_full_logits_one(tiny_vlm_dir, tmp_path):
-    from mm_eureka_plugin.checkpoints import load_model, model_inputs
-    from mm_eureka_plugin.tiny_vlm import load_processor
+    from mm_eureka_plugin.checkpoints import load_model, load_processor, model_inputs
 
     path = make_prm_checkpoint(tiny_vlm_dir, tmp_path / "prm")
-    processor, model = load_processor(path), load_model(str(path), torch.float32)
+    processor, model = load_processor(path)[0], load_model(str(path), torch.float32)
     tag, yes, no = prm_token_ids(processor.tokenizer, path)
     image = Image.new("RGB", (56, 56), (0, 90, 200))
     items = [PRMInput(MESSAGES, ["a", "b b", "c"], [image]), PRMInput(MESSAGES, ["dd"], [image])]
@@ -133,3 +133,26 @@ def test_too_few_rows_for_one_optimizer_step_is_refused_before_training(toy, tin
     with pytest.raises(PRMTrainError, match="32 rows make no full optimizer step of batch_size 64; lower batch_size"):
         train(load_config(recipe))
     assert not (toy / "out").exists()
+
+
+def test_a_model_whose_label_word_is_not_one_token_is_a_one_line_error(toy, tiny_vlm_dir):
+    base = toy / "base"
+    shutil.copytree(tiny_vlm_dir, base)
+    tokenizer = json.loads((base / "tokenizer.json").read_text())
+    del tokenizer["model"]["vocab"]["Yes"]  # and every merge with it: "Yes" becomes "Y", "es"
+    tokenizer["model"]["merges"] = [m for m in tokenizer["model"]["merges"] if "Yes" not in (*m, "".join(m))]
+    (base / "tokenizer.json").write_text(json.dumps(tokenizer))
+    recipe = toy / "recipe.yaml"
+    recipe.write_text(
+        f"model: {base}\ndata: rows.jsonl\noutput_dir: out\nbatch_size: 8\nmicro_batch_size: 4\ndevice: cpu\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "mm_eureka_plugin.cli", "prm", "train", str(recipe)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 2, run.stderr[-4000:]
+    errors = [line for line in run.stderr.splitlines() if line.startswith("mm-eureka: error: ")]
+    assert errors == [f"mm-eureka: error: {toy / 'out' / 'init'}: 'Yes' is 2 tokens, not one."], run.stderr[-4000:]
+    assert "Traceback" not in run.stderr

@@ -14,10 +14,10 @@ RESPONSE = "<think><step>The square has side 3.</step>\n<step>Its area is 3 * 3 
 
 @pytest.fixture(scope="module")
 def prompt(tiny_vlm_dir):
-    from mm_eureka_plugin.tiny_vlm import load_processor
+    from mm_eureka_plugin.checkpoints import load_processor
 
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Area of the square?"}]}]
-    return load_processor(tiny_vlm_dir).apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return load_processor(tiny_vlm_dir)[0].apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 @pytest.fixture(scope="module")

@@ -129,3 +129,17 @@ def test_bad_entries_are_named(builtins, components, message):
 def test_score_from_must_name_a_component(builtins):
     with pytest.raises(ComponentError, match="score_from 'accuracy' is not one of its components: format"):
         WeightedReward([{"name": "format"}], score_from="accuracy")
+
+
+PRM = "mm_eureka_plugin.rewards.prm:PRMReward"
+
+
+def test_dense_and_uses_server_when_any_entry_is(builtins):
+    rules = WeightedReward()
+    assert not rules.dense and not rules.uses_server
+    local_dense = WeightedReward([{"name": "format"}, {"name": PRM, "mode": "dense", "path": "unused"}])
+    assert local_dense.dense and not local_dense.uses_server
+    served = WeightedReward([{"name": "format"}, {"name": PRM}])
+    assert served.uses_server and not served.dense
+    nested = WeightedReward([{"name": "format"}, {"name": "weighted", "components": [{"name": PRM, "mode": "dense"}]}])
+    assert nested.dense and nested.uses_server

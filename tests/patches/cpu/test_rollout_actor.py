@@ -27,10 +27,10 @@ def prompts(task):
 
     from PIL import Image
 
+    from mm_eureka_plugin.checkpoints import load_processor
     from mm_eureka_plugin.data.records import decode_label
-    from mm_eureka_plugin.tiny_vlm import load_processor
 
-    processor = load_processor(task.model)
+    processor = load_processor(task.model)[0]
     rows = [json.loads(line) for line in task.eval.read_text().splitlines()][:2]
     out = []
     for row in rows:

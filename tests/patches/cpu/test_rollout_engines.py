@@ -37,9 +37,9 @@ def task(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def processor(task):
-    from mm_eureka_plugin.tiny_vlm import load_processor
+    from mm_eureka_plugin.checkpoints import load_processor
 
-    return load_processor(task.model)
+    return load_processor(task.model)[0]
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +53,10 @@ def engines(task):
     import ray
     from openrlhf.trainer.ray.vllm_engine import create_vllm_engines
 
-    from mm_eureka_plugin.config import CONFIG_ENV, agent_executor_path, parse_plugin_section
-    from mm_eureka_plugin.launch import init_ray
+    from mm_eureka_plugin.config import CONFIG_ENV, parse_plugin_section
     from mm_eureka_plugin.patches import DEVICE_ENV, install
+    from mm_eureka_plugin.patches.flags import agent_executor_path
+    from mm_eureka_plugin.patches.launch import init_ray
 
     section = {
         "device": "cpu",

@@ -148,9 +148,9 @@ def test_a_reward_that_raises_is_counted_and_training_goes_on(killed_and_resumed
 
 def test_the_final_model_reloads_with_its_processor(killed_and_resumed):
     run_dir, *_ = killed_and_resumed
-    from mm_eureka_plugin.tiny_vlm import load_processor
+    from mm_eureka_plugin.checkpoints import load_processor
 
-    processor = load_processor(run_dir)
+    processor = load_processor(run_dir)[0]
     assert hasattr(processor, "image_processor")
     assert (run_dir / "model.safetensors").exists()
 

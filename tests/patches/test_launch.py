@@ -1,11 +1,11 @@
-"""The launcher's run bookkeeping (a new run's metrics file) and its checks of the rollout engine."""
+"""Launching OpenRLHF: a new run's metrics file, the checks of the rollout engine, the CPU run's Ray resources."""
 
 import json
 
 import pytest
 
 from mm_eureka_plugin.config import RecipeError, load_recipe
-from mm_eureka_plugin.launch import check_rollout_engine, start_metrics_file
+from mm_eureka_plugin.patches.launch import check_rollout_engine, start_metrics_file
 
 
 def recipe_in(tmp_path, *overrides):
@@ -76,7 +76,7 @@ def test_simulated_broken_vllm_is_refused_on_cpu_saying_what_breaks_it(tmp_path,
 def test_a_policy_whose_head_size_vllm_cpu_cannot_run_is_refused_before_its_engine_starts(tmp_path):
     import argparse
 
-    from mm_eureka_plugin.launch import check_rollout_model
+    from mm_eureka_plugin.patches.launch import check_rollout_model
     from mm_eureka_plugin.tiny_vlm import tiny_config
 
     config = tiny_config()
@@ -88,3 +88,32 @@ def test_a_policy_whose_head_size_vllm_cpu_cannot_run_is_refused_before_its_engi
     check_rollout_model(recipe_in(tmp_path, "plugin.rollout=transformers"), True, args)  # no vLLM, no limit
     tiny_config().save_pretrained(tmp_path / "model")  # head size 32
     check_rollout_model(recipe_in(tmp_path, "plugin.rollout=vllm"), True, args)
+
+
+def test_a_synthetic_task_sets_the_model_and_eval_flags_and_a_cpu_run_gets_a_slot_per_model(tmp_path):
+    from mm_eureka_plugin.config import PluginConfig
+    from mm_eureka_plugin.patches import install
+    from mm_eureka_plugin.patches.flags import argv, with_plugin_flags
+    from mm_eureka_plugin.patches.launch import cpu_ray_resources
+    from mm_eureka_plugin.patches.train_ppo_ray import parse_flags
+
+    recipe = recipe_in(
+        tmp_path,
+        "openrlhf.data.max_images_per_prompt=1",
+        "openrlhf.vllm.num_engines=1",
+        "openrlhf.actor.num_gpus_per_node=1",
+        "openrlhf.algo.kl.init_coef=0.0",
+        "plugin.synthetic_task={train_size: 16}",
+        "plugin.reward=accuracy",
+    )
+    task = tmp_path / "run" / "task"
+    flags = with_plugin_flags(recipe).openrlhf
+    assert flags["actor.model_name_or_path"] == str(task / "model")
+    assert flags["eval.dataset"] == str(task / "eval.jsonl")
+
+    install(cpu=True)
+    args = parse_flags(argv(with_plugin_flags(recipe)))
+    # One logical GPU slot per engine and actor (a reward executor means no reward-model group),
+    # and a CPU slot more for the trainer.
+    assert cpu_ray_resources(args, PluginConfig())["num_gpus"] == 2
+    assert cpu_ray_resources(args, PluginConfig())["num_cpus"] >= 3

@@ -1,15 +1,17 @@
 """Candidates for ``mm-eureka eval --policy``: n sampled responses per benchmark problem, resumable.
 
 :func:`generate_candidates` writes the ``candidates.jsonl`` that
-:func:`~mm_eureka_plugin.prm.evaluation.read_candidates` reads, one ``{"id", "responses"}`` line
-per problem, appended and flushed as each problem finishes. A rerun skips the ids already in the
-file (a truncated last line is dropped with a warning, and its problem generated again).
+:func:`~mm_eureka_plugin.eval.inputs.read_candidates` reads, one ``{"id", "responses"}`` line
+per problem, appended and flushed as each problem finishes (a :mod:`~mm_eureka_plugin.runfiles`
+run file). A rerun skips the ids already in the file (a truncated last line is dropped with a
+warning, and its problem generated again). The generators also write the rollouts of
+``mm-eureka prm annotate``.
 
 Backends (:data:`BACKENDS`), one problem at a time, with the same sampling settings: ``vllm``
 (``vllm.LLM``, a problem's n samples in one request; ``auto`` picks it where vLLM is installed and
 CUDA is available) and ``transformers`` (``generate``, CUDA in bfloat16 when available, else CPU in
 float32). Neither applies the checkpoint's own sampling defaults (e.g. Qwen's top_k and
-repetition penalty): only the settings given here.
+repetition penalty): only the settings of :class:`SamplingConfig`.
 
 Each problem's sampling is seeded from ``(seed, problem index)``, so a resumed run writes the same
 samples as an uninterrupted one (with the same backend). Per problem: the processor's chat template
@@ -20,16 +22,28 @@ as in rollouts.
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from mm_eureka_plugin.checkpoints import stop_token_ids, vision_logit_bias, vision_token_ids
+from mm_eureka_plugin.checkpoints import (
+    load_model,
+    load_processor,
+    model_inputs,
+    stop_token_ids,
+    vision_logit_bias,
+    vision_token_ids,
+)
+from mm_eureka_plugin.data.convert import load_record_images
+from mm_eureka_plugin.data.images import ImageError
 from mm_eureka_plugin.data.records import PromptRecord
+from mm_eureka_plugin.eval.inputs import EvalError, check_candidates_row
+from mm_eureka_plugin.runfiles import appending, read_done
 
 logger = logging.getLogger(__name__)
 
@@ -39,83 +53,73 @@ SEED_STRIDE = 1_000_003
 """A problem's seed is ``seed * SEED_STRIDE + index``: distinct per (seed, index) for indexes below it."""
 
 
-def generate_candidates(
-    records: dict[str, PromptRecord],
-    policy: str | Path,
-    out: Path,
-    *,
-    n: int,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    max_new_tokens: int = 1024,
-    batch_size: int = 8,
-    seed: int = 0,
-    backend: str = "auto",
-    progress: bool = False,
-) -> Path:
-    """Append ``n`` responses of the ``policy`` checkpoint for every problem of ``records`` (id ->
-    record, in benchmark order) not yet in ``out``; returns ``out`` (see the module docstring).
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How a policy samples: the ``--backend``, ``--temperature``, ``--top-p``, ``--max-new-tokens``,
+    ``--seed`` and ``--batch-size`` flags, checked on construction.
 
-    ``batch_size`` is the most sequences in one transformers ``generate`` call (a problem's ``n``
-    samples are split into chunks of it). ``temperature`` 0 is greedy decoding. ``backend`` one of
-    :data:`BACKENDS`. Raises ``EvalError`` naming the benchmark row for an image that cannot be
-    loaded, the line of ``out`` that is not a candidates row, or a backend that cannot run here.
+    ``backend`` is one of :data:`BACKENDS`; ``auto`` is replaced by the backend that runs here
+    (:func:`choose_backend`), so the config says which one sampled. ``temperature`` 0 is greedy
+    decoding. ``seed`` seeds a problem's sampling from ``(seed, problem index)``. ``batch_size`` is
+    the most sequences in one transformers ``generate`` call. Raises :class:`EvalError` naming the
+    flag of a value out of range, or a backend that cannot run here.
     """
-    from mm_eureka_plugin.prm.evaluation import EvalError
 
-    check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
-    if batch_size < 1:
-        raise EvalError(f"batch size must be at least 1, got {batch_size}.")
-    out = Path(out)
-    done = _done_ids(out)
-    todo = [(index, pid) for index, pid in enumerate(records) if pid not in done]
-    if not todo:
-        return out
-    max_images = max(len(records[pid].images) for _, pid in todo)
-    generator = make_generator(policy, backend, temperature, top_p, max_new_tokens, batch_size, max_images)
-    bar = tqdm(
-        total=len(records),
-        initial=len(records) - len(todo),
-        desc="Generating candidates",
-        unit="problem",
-        file=sys.stderr,
-        disable=not progress,
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a", encoding="utf-8") as lines, bar:
-        for index, pid in todo:
-            responses = generator.generate(records[pid], n, seed * SEED_STRIDE + index)
-            lines.write(json.dumps({"id": pid, "responses": responses}, ensure_ascii=False) + "\n")
-            lines.flush()
-            bar.update()
-    return out
+    backend: str = "auto"
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 1024
+    seed: int = 0
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise EvalError(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}.")
+        if self.temperature < 0:
+            raise EvalError(f"--temperature must be at least 0 (0 is greedy), got {self.temperature}.")
+        if not 0 < self.top_p <= 1:
+            raise EvalError(f"--top-p must be in (0, 1], got {self.top_p}.")
+        if self.batch_size < 1:
+            raise EvalError(f"--batch-size must be at least 1, got {self.batch_size}.")
+        object.__setattr__(self, "backend", choose_backend(self.backend))
 
 
-def make_generator(
-    policy: str | Path,
-    backend: str,
-    temperature: float,
-    top_p: float,
-    max_new_tokens: int,
-    batch_size: int,
-    max_images: int,
-) -> Generator:
-    """The ``backend``'s generator for ``policy`` (see :func:`choose_backend`); ``batch_size``
-    sequences per transformers call, ``max_images`` the most images of one prompt (vLLM reserves them)."""
-    chosen = choose_backend(backend)
-    logger.info("generating with the %s backend", chosen)
-    if chosen == "vllm":
-        return _VLLMGenerator(policy, temperature, top_p, max_new_tokens, max_images)
-    return _Generator(policy, temperature, top_p, max_new_tokens, batch_size)
+@dataclass(frozen=True)
+class Policy:
+    """The policy checkpoint that samples an evaluation's candidates: ``n`` per problem, with ``sampling``.
+
+    ``path`` is made absolute. Raises :class:`EvalError` for ``n`` below 1 (``--n``) and a ``path``
+    that is not a directory.
+    """
+
+    path: Path
+    n: int
+    sampling: SamplingConfig
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise EvalError(f"--n must be at least 1, got {self.n}.")
+        if not Path(self.path).is_dir():
+            raise EvalError(f"{self.path}: no such policy checkpoint directory.")
+        object.__setattr__(self, "path", Path(self.path).resolve())
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings that decide the samples: path, n, and every sampling setting but the batch size."""
+        s = self.sampling
+        return {
+            "path": str(self.path),
+            "n": self.n,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_new_tokens": s.max_new_tokens,
+            "seed": s.seed,
+            "backend": s.backend,
+        }
 
 
 def choose_backend(backend: str) -> str:
     """The backend to use for ``backend`` (one of :data:`BACKENDS`); ``EvalError`` if it cannot run here."""
-    import importlib.util
-
     import torch
-
-    from mm_eureka_plugin.prm.evaluation import EvalError
 
     if backend not in BACKENDS:
         raise EvalError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}.")
@@ -131,34 +135,48 @@ def choose_backend(backend: str) -> str:
     return backend
 
 
-def check_sampling(*, n: int, temperature: float, top_p: float, max_new_tokens: int) -> None:
-    """Raise ``EvalError`` naming the sampling setting out of range."""
-    from mm_eureka_plugin.prm.evaluation import EvalError
+def generate_candidates(records: dict[str, PromptRecord], policy: Policy, out: Path, *, progress: bool = False) -> Path:
+    """Append ``policy.n`` responses of the policy for every problem of ``records`` (id -> record,
+    in benchmark order) not yet in ``out``; returns ``out`` (see the module docstring).
 
-    if n < 1:
-        raise EvalError(f"--n must be at least 1, got {n}.")
-    if max_new_tokens < 1:
-        raise EvalError(f"--max-new-tokens must be at least 1, got {max_new_tokens}.")
-    if temperature < 0:
-        raise EvalError(f"--temperature must be at least 0 (0 is greedy), got {temperature}.")
-    if not 0 < top_p <= 1:
-        raise EvalError(f"--top-p must be in (0, 1], got {top_p}.")
+    Raises ``EvalError`` naming the benchmark row for an image that cannot be loaded, or the line
+    of ``out`` that is not a candidates row (``RunFileError`` for a broken line before the last).
+    """
+    out = Path(out)
+    done = {check_candidates_row(row, where)[0] for where, row in read_done(out, "generated")}
+    todo = [(index, pid) for index, pid in enumerate(records) if pid not in done]
+    if not todo:
+        return out
+    max_images = max(len(records[pid].images) for _, pid in todo)
+    generator = make_generator(policy.path, policy.sampling, max_images)
+    bar = tqdm(
+        total=len(records),
+        initial=len(records) - len(todo),
+        desc="Generating candidates",
+        unit="problem",
+        file=sys.stderr,
+        disable=not progress,
+    )
+    with appending(out) as append, bar:
+        for index, pid in todo:
+            responses = generator.generate(records[pid], policy.n, policy.sampling.seed * SEED_STRIDE + index)
+            append({"id": pid, "responses": responses})
+            bar.update()
+    return out
 
 
-def _done_ids(path: Path) -> set[str]:
-    """The ids of ``path``'s rows; a last line that is not valid JSON is dropped with a warning."""
-    from mm_eureka_plugin.prm.evaluation import check_candidates_row, read_appended
-
-    return {check_candidates_row(row, where)[0] for where, row in read_appended(path, "generated")}
+def make_generator(policy: str | Path, sampling: SamplingConfig, max_images: int) -> Generator:
+    """The generator of ``sampling.backend`` for the checkpoint ``policy``; ``max_images`` is the
+    most images of one prompt (vLLM reserves them)."""
+    logger.info("generating with the %s backend", sampling.backend)
+    if sampling.backend == "vllm":
+        return _VLLMGenerator(policy, sampling, max_images)
+    return _Generator(policy, sampling)
 
 
 def prompt_and_images(processor, record: PromptRecord) -> tuple[str, list[Any]]:
     """A record's chat-templated prompt (generation prompt added) and its images on the pixel budget;
     ``EvalError`` naming the row for an image that cannot be loaded."""
-    from mm_eureka_plugin.data.convert import load_record_images
-    from mm_eureka_plugin.data.images import ImageError
-    from mm_eureka_plugin.prm.evaluation import EvalError
-
     try:
         images = load_record_images(record)
     except ImageError as exc:
@@ -185,23 +203,19 @@ class Generator:
 class _VLLMGenerator(Generator):
     """A policy checkpoint in vLLM: a prompt's n samples in one request."""
 
-    def __init__(self, policy: str | Path, temperature: float, top_p: float, max_new_tokens: int, max_images: int):
-        from transformers import AutoProcessor, GenerationConfig
+    def __init__(self, policy: str | Path, sampling: SamplingConfig, max_images: int):
+        from transformers import GenerationConfig
         from vllm import LLM
 
-        from mm_eureka_plugin.tiny_vlm import register_processor
-
-        register_processor()
-        self.processor = AutoProcessor.from_pretrained(str(policy))
-        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        self.processor, tokenizer = load_processor(policy)
         try:
             generation_config = GenerationConfig.from_pretrained(str(policy))
         except OSError:  # no generation_config.json: the tokenizer's eos alone
             generation_config = None
         self.sampling = {
-            "temperature": temperature,
-            "top_p": top_p,
-            "max_tokens": max_new_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_new_tokens,
             "stop_token_ids": stop_token_ids(generation_config, tokenizer),
             "logit_bias": vision_logit_bias(self.processor),
         }
@@ -217,39 +231,34 @@ class _VLLMGenerator(Generator):
 
 
 class _Generator(Generator):
-    """A policy checkpoint with transformers ``generate``, ``batch_size`` sequences per call."""
+    """A policy checkpoint with transformers ``generate``, ``sampling.batch_size`` sequences per call."""
 
-    def __init__(self, policy: str | Path, temperature: float, top_p: float, max_new_tokens: int, batch_size: int):
+    def __init__(self, policy: str | Path, sampling: SamplingConfig):
         import torch
-        from transformers import AutoProcessor, GenerationConfig
-
-        from mm_eureka_plugin.checkpoints import load_model
-        from mm_eureka_plugin.tiny_vlm import register_processor
+        from transformers import GenerationConfig
 
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        register_processor()
-        self.processor = AutoProcessor.from_pretrained(str(policy))
-        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        self.processor, self.tokenizer = load_processor(policy)
         self.tokenizer.padding_side = "left"
         self.model = load_model(str(policy), dtype).to(self.device).eval()
         self.eos_token_ids = eos = stop_token_ids(self.model.generation_config, self.tokenizer)
         pad = self.tokenizer.pad_token_id
-        sample = temperature > 0
+        sample = sampling.temperature > 0
         # Every sampling value set explicitly: transformers fills unset ones from the checkpoint's
         # generation_config (e.g. Qwen's top_k=1, repetition_penalty=1.05), which vLLM would not apply.
         self.config = GenerationConfig(
-            max_new_tokens=max_new_tokens,
+            max_new_tokens=sampling.max_new_tokens,
             do_sample=sample,
-            temperature=temperature if sample else 1.0,
-            top_p=top_p if sample else 1.0,
+            temperature=sampling.temperature if sample else 1.0,
+            top_p=sampling.top_p if sample else 1.0,
             top_k=0,
             repetition_penalty=1.0,
             eos_token_id=eos,
             pad_token_id=pad if pad is not None else eos[0],
             suppress_tokens=vision_token_ids(self.processor) or None,
         )
-        self.batch_size = batch_size
+        self.batch_size = sampling.batch_size
 
     def complete(self, prompt: str, images: list[Any], n: int, seed: int) -> list[str]:
         import torch
@@ -264,8 +273,6 @@ class _Generator(Generator):
     def _generate(self, prompt: str, images: list[Any], k: int) -> list[str]:
         """``k`` samples of one prompt (repeated ``k`` times, so the processor lays out every input)."""
         import torch
-
-        from mm_eureka_plugin.checkpoints import model_inputs
 
         inputs = model_inputs(self.processor, self.model, [prompt] * k, images * k, self.device)
         with torch.no_grad():

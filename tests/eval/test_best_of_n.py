@@ -8,7 +8,7 @@ import math
 import pytest
 from PIL import Image
 
-from mm_eureka_plugin.prm.best_of_n import Candidate, Problem, Report, evaluate
+from mm_eureka_plugin.eval.best_of_n import Candidate, Problem, Report, evaluate
 
 AGGREGATORS = {"min": min, "last": lambda s: s[-1], "avg": lambda s: sum(s) / len(s)}
 

