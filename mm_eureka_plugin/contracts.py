@@ -25,9 +25,11 @@ class Reward(Protocol):
     or a float reward.
 
     It should not raise; if it does, the call's samples get 0 and the error is counted
-    (:func:`~mm_eureka_plugin.rewards.types.score_samples`). Training also reads two optional
-    attributes: ``dense`` (true: the results' ``step_rewards`` are credited per token) and
-    ``uses_server`` (true: it scores with the run's PRM server, ``plugin.prm``).
+    (:func:`~mm_eureka_plugin.rewards.types.score_samples`). Training also reads three optional
+    attributes: ``dense`` (true: the results' ``step_rewards`` are credited per token),
+    ``uses_server`` (true: it scores with the run's PRM server, ``plugin.prm``) and ``uses_images``
+    (false: it never reads ``RewardSample.images``, so rollouts do not decode them for it; a reward
+    without the attribute gets the images).
     """
 
     def __call__(self, samples: list[RewardSample]) -> Sequence[RewardResult | float]: ...

@@ -9,7 +9,8 @@ with the plugin's reward, which sees the response text, the images and the row's
   that samples an ``<|image_pad|>`` breaks the training forward ("Image features and image tokens
   do not match");
 - generates with OpenRLHF's own ``SingleTurnAgentExecutor.execute`` (no reward endpoint set);
-- scores the decoded response (special tokens skipped) with the reward, in a thread, and sets
+- scores the decoded response (special tokens skipped) with the reward, in a thread (the prompt's
+  images decoded for it only when it reads them: ``uses_images``, true unless it says false), and sets
   ``reward``, ``scores`` (the result's ``score``, e.g. accuracy, which OpenRLHF's dynamic filtering
   reads; the reward when the result has none) and ``extra_logs`` (every component, plus
   ``reward_error`` 0/1 so failures are counted in the step metrics);
@@ -85,6 +86,7 @@ class AgentExecutor(SingleTurnAgentExecutor):
         # OpenRLHF concatenates per-sample logs over the batch: every sample must log the same keys.
         self.component_keys = sorted(score_samples(self.reward, [_probe_sample()])[0].components)
         self.dense = getattr(self.reward, "dense", False)
+        self.uses_images = getattr(self.reward, "uses_images", True)
         self._banned: dict[int, float] | None = None
 
     def _sampling_params(self, sampling_params, hf_tokenizer):
@@ -118,9 +120,9 @@ class AgentExecutor(SingleTurnAgentExecutor):
         return self._result(response, answer, prompt, images, metadata), time.perf_counter() - start
 
     def _result(self, response: str, answer: str, prompt: str, images, metadata: dict) -> RewardResult:
+        refs = images if isinstance(images, list) else ([] if images is None else [images])
         try:
-            refs = images if isinstance(images, list) else ([] if images is None else [images])
-            pil_images = [load_image(ref) for ref in refs if ref is not None]
+            pil_images = [load_image(ref) for ref in refs if ref is not None] if self.uses_images else []
         except Exception as exc:  # the prompt's images were loaded for generation; this is a late failure
             return RewardResult(reward=0.0, error=f"cannot load the prompt's images for the reward: {exc}")
         sample = RewardSample(response=response, label=answer, prompt=prompt, images=pil_images, metadata=metadata)

@@ -160,6 +160,8 @@ class AccuracyReward:
     a crashed worker, or a bad gold under "error". Counters in :attr:`counts`.
     """
 
+    uses_images = False
+
     def __init__(
         self,
         timeout: float = 5.0,

@@ -22,6 +22,8 @@ class FormatReward:
     Result: ``reward = components["format"]`` in {0, 1}; ``score`` None (no opinion for filtering).
     """
 
+    uses_images = False
+
     def __init__(self, allow_outer_text: bool = False) -> None:
         self.allow_outer_text = allow_outer_text
 

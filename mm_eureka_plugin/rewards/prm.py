@@ -43,6 +43,8 @@ class PRMReward:
     per forward with ``path``).
     """
 
+    uses_images = True
+
     def __init__(
         self,
         splitter: str = "tags",

@@ -26,7 +26,8 @@ class WeightedReward:
     (a key already taken by an earlier entry becomes ``"<name>/<key>"``); ``step_rewards`` every
     entry's, scaled by its weight. A sub-reward that fails counts as error (via
     :func:`score_samples`): its contribution and component (``<name>``) are 0 and ``error`` says
-    which entry failed. It is ``dense`` and ``uses_server`` when any entry is.
+    which entry failed. It is ``dense``, ``uses_server`` and ``uses_images`` when any entry is
+    (an entry without ``uses_images`` counts as reading images).
     """
 
     def __init__(self, components: list[dict] | None = None, score_from: str | None = None) -> None:
@@ -60,6 +61,11 @@ class WeightedReward:
     def uses_server(self) -> bool:
         """Whether any entry scores with the run's PRM server (``uses_server``)."""
         return any(getattr(reward, "uses_server", False) for reward in self.rewards)
+
+    @property
+    def uses_images(self) -> bool:
+        """Whether any entry reads the samples' images (``uses_images``; true when it does not say)."""
+        return any(getattr(reward, "uses_images", True) for reward in self.rewards)
 
     def __call__(self, samples: list[RewardSample]) -> list[RewardResult]:
         per_entry = [score_samples(reward, samples) for reward in self.rewards]

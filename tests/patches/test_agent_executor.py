@@ -130,6 +130,30 @@ def test_fake_vllm_rollout_gives_the_reward_response_images_and_metadata(plugin_
     assert output["extra_logs"] == {"reward_score": 0.5, "reward_error": 0.0}  # OpenRLHF's own key kept
 
 
+def test_fake_vllm_rollout_decodes_no_images_for_a_reward_that_does_not_read_them(
+    plugin_env, processor, image_path, tmp_path, monkeypatch
+):
+    """A reward with ``uses_images = False`` (the accuracy and format rewards) gets no images, and
+    the executor decodes none for it; one that does not say gets them (the recorder above)."""
+    recorder = tmp_path / "text_reward.py"
+    recorder.write_text(
+        "class TextOnly:\n"
+        "    uses_images = False\n"
+        "    def __init__(self):\n"
+        "        self.seen = []\n"
+        "    def __call__(self, samples):\n"
+        "        self.seen.extend(samples)\n"
+        "        return [1.0 for _ in samples]\n"
+    )
+    executor = load_executor(plugin_env, f"{recorder}:TextOnly")
+    decoded = []
+    # OpenRLHF loads the executor from its file: patch the name in that module's globals.
+    monkeypatch.setitem(type(executor)._result.__globals__, "load_image", decoded.append)
+    engine = FakeVLLMEngine(processor.tokenizer, [RIGHT])
+    output = execute(executor, processor, engine, encode_label("2", {}), [image_path])
+    assert output["reward"] == 1.0 and executor.reward.seen[-1].images == [] and decoded == []
+
+
 def test_fake_vllm_rollout_survives_a_reward_that_raises(plugin_env, processor, image_path, tmp_path):
     flaky = tmp_path / "flaky_reward.py"
     flaky.write_text(

@@ -143,3 +143,11 @@ def test_dense_and_uses_server_when_any_entry_is(builtins):
     assert served.uses_server and not served.dense
     nested = WeightedReward([{"name": "format"}, {"name": "weighted", "components": [{"name": PRM, "mode": "dense"}]}])
     assert nested.dense and nested.uses_server
+
+
+def test_uses_images_when_any_entry_reads_them_or_does_not_say(builtins, tmp_path):
+    assert not WeightedReward().uses_images  # accuracy and format read text only
+    assert WeightedReward([{"name": "format"}, {"name": PRM}]).uses_images
+    silent = tmp_path / "silent_reward.py"
+    silent.write_text("def make():\n    return lambda samples: [0.0 for _ in samples]\n")
+    assert WeightedReward([{"name": "accuracy"}, {"name": f"{silent}:make"}]).uses_images
