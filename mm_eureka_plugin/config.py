@@ -272,7 +272,7 @@ class Recipe:
     @property
     def output_dir(self) -> Path:
         """The run's directory (:data:`OUTPUT_DIR_FLAG`), absolute."""
-        return Path(self.openrlhf.get(OUTPUT_DIR_FLAG) or "./ckpt").resolve()
+        return Path(self.openrlhf.get(OUTPUT_DIR_FLAG) or "./ckpt").expanduser().resolve()
 
     @property
     def where(self) -> str:

