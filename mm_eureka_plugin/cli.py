@@ -38,12 +38,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mm_eureka_plugin.launch import dry_run, train, use_cpu
     from mm_eureka_plugin.patches.flags import RESUME
     from mm_eureka_plugin.patches.launch import check_recipe
+    from mm_eureka_plugin.patches.placement import parse_cluster
 
     recipe = load_recipe(args.recipe, [*args.set, *([f"openrlhf.{RESUME}=true"] if args.resume else [])])
-    cpu = use_cpu(recipe.plugin)
+    cpu = use_cpu(recipe)
     flags = check_recipe(recipe, cpu, dry_run=args.dry_run)
+    if args.cluster is not None and not args.dry_run:
+        raise UserError("--cluster is for --dry-run; a launch places the run on the Ray cluster it starts or joins.")
     if args.dry_run:
-        print(dry_run(recipe))
+        print(dry_run(recipe, flags, cpu, None if args.cluster is None else parse_cluster(args.cluster)))
         return 0
     train(recipe, cpu, flags)
     return 0
@@ -258,7 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a recipe value: openrlhf.FLAG=VALUE or plugin.KEY[.PARAM]=VALUE (repeatable)",
     )
-    train.add_argument("--dry-run", action="store_true", help="validate, print the command and config, and exit")
+    train.add_argument(
+        "--dry-run", action="store_true", help="validate, print the command, config and GPU placement, and exit"
+    )
+    train.add_argument(
+        "--cluster",
+        metavar="NODESxGPUS",
+        help="with --dry-run: check the placement on this cluster, e.g. 6x8, or the GPUs of each node, e.g. 8,8,4",
+    )
     train.add_argument(
         "--resume",
         action="store_true",

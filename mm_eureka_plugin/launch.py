@@ -7,24 +7,37 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from mm_eureka_plugin.config import PluginConfig, PRMServerConfig, Recipe, RecipeError, as_recipe
+from mm_eureka_plugin.config import PRMServerConfig, Recipe, RecipeError, as_recipe
 from mm_eureka_plugin.patches import launch as openrlhf_launch
 from mm_eureka_plugin.patches.flags import command, with_plugin_flags
 
 logger = logging.getLogger(__name__)
 
 
-def use_cpu(plugin: PluginConfig) -> bool:
-    """Whether the run is on CPU: the recipe says ``device: cpu``, or ``auto`` finds no CUDA."""
-    if plugin.device != "auto":
-        return plugin.device == "cpu"
+def use_cpu(recipe: Recipe) -> bool:
+    """Whether the run is on CPU: the recipe says ``device: cpu``, or ``auto`` finds no CUDA here.
+
+    ``auto`` is refused on a driver without CUDA that joins a Ray cluster (``RAY_ADDRESS``): the
+    cluster's workers may have GPUs that this node (a head or login node) lacks.
+    """
+    if recipe.plugin.device != "auto":
+        return recipe.plugin.device == "cpu"
     import torch
 
-    return not torch.cuda.is_available()
+    if torch.cuda.is_available():
+        return False
+    if os.environ.get("RAY_ADDRESS"):
+        raise RecipeError(
+            f"{recipe.where}key 'plugin.device' is auto, but this node has no CUDA and joins the Ray cluster at "
+            f"RAY_ADDRESS={os.environ['RAY_ADDRESS']}, whose workers may have GPUs: set plugin.device to cuda "
+            "(a GPU cluster) or cpu."
+        )
+    return True
 
 
 def prepare_synthetic_task(recipe: Recipe) -> None:
@@ -103,14 +116,21 @@ def start_prm(config: PRMServerConfig, cpu: bool) -> Any:
     )
 
 
-def dry_run(recipe: Recipe) -> str:
-    """What ``mm-eureka train --dry-run`` prints: the OpenRLHF command and the plugin config."""
+def dry_run(recipe: Recipe, args: argparse.Namespace, cpu: bool, cluster: list[float] | None) -> str:
+    """What ``mm-eureka train --dry-run`` prints: the OpenRLHF command, the plugin config, and the
+    placement of the run's GPU groups (on ``cluster``, GPUs per node, when given)."""
     data = recipe.plugin.data
     converted = None
     if data is not None and data.path is not None and Path(data.path).is_file():
         converted = str(converted_data_path(recipe))
     plugin = json.dumps(as_recipe(recipe.plugin), indent=2, sort_keys=True)
-    return f"# OpenRLHF command\n{command(with_plugin_flags(recipe, converted))}\n# plugin config\n{plugin}"
+    placement = openrlhf_launch.placement(recipe, args, cpu, cluster)
+    if cluster is None:
+        placement += "\n(--cluster NODESxGPUS checks it against a cluster)"
+    return (
+        f"# OpenRLHF command\n{command(with_plugin_flags(recipe, converted))}\n# plugin config\n{plugin}\n"
+        f"# placement\n{placement}"
+    )
 
 
 def train(recipe: Recipe, cpu: bool, args: argparse.Namespace) -> None:
@@ -123,6 +143,7 @@ def train(recipe: Recipe, cpu: bool, args: argparse.Namespace) -> None:
     openrlhf_launch.check_rollout_model(recipe, cpu, args)
     resources = openrlhf_launch.cpu_ray_resources(args, recipe.plugin) if cpu else {}
     openrlhf_launch.init_ray(recipe.plugin, cpu, **resources)
+    logger.info("placement:\n%s", openrlhf_launch.placement(recipe, args, cpu, None))
     # Ray ends an actor when its last handle goes: this one lives as long as the run.
     prm_server = start_prm(recipe.plugin.prm, cpu) if recipe.plugin.prm is not None else None
     try:

@@ -258,22 +258,6 @@ def check_cpu_flags(recipe: Recipe, args: argparse.Namespace) -> None:
             raise RecipeError(f"{recipe.where}key 'openrlhf.{key}' {why}.")
 
 
-def placement_slots(args: argparse.Namespace) -> int:
-    """The ``{"GPU": 1, "CPU": 1}`` bundles OpenRLHF asks for with the parsed flags ``args``: one per
-    model actor and rollout engine GPU (a reference group only with a KL, a reward-model group only
-    without a reward function or URL)."""
-    flag = vars(args)
-    slots = flag["vllm.num_engines"] * flag["vllm.tensor_parallel_size"]
-    slots += flag["actor.num_nodes"] * flag["actor.num_gpus_per_node"]
-    if flag["algo.kl.init_coef"] > 0:
-        slots += flag["ref.num_nodes"] * flag["ref.num_gpus_per_node"]
-    if flag["critic.model_name_or_path"]:
-        slots += flag["critic.num_nodes"] * flag["critic.num_gpus_per_node"]
-    if not (flag["reward.remote_url"] or flag["train.agent_func_path"]):
-        slots += flag["reward.num_nodes"] * flag["reward.num_gpus_per_node"]
-    return slots
-
-
 def model_path(args: argparse.Namespace) -> str:
     """The policy checkpoint of the parsed flags ``args``."""
     return vars(args)["actor.model_name_or_path"]

@@ -24,6 +24,8 @@ from mm_eureka_plugin.config import CONFIG_ENV, PluginConfig, Recipe, RecipeErro
 from mm_eureka_plugin.errors import UserError
 from mm_eureka_plugin.patches import DEVICE_ENV, install
 from mm_eureka_plugin.patches import flags as openrlhf_flags
+from mm_eureka_plugin.patches.cpu import install_standins
+from mm_eureka_plugin.patches.placement import check_plan, cluster_gpus, plan, plan_table
 from mm_eureka_plugin.patches.ppo_trainer import METRICS_FILE
 
 logger = logging.getLogger(__name__)
@@ -51,11 +53,14 @@ def check_recipe(recipe: Recipe, cpu: bool, dry_run: bool = False) -> argparse.N
     OpenRLHF's own parser (with the plugin's flags; the data path a placeholder until converted).
 
     The rollout engine is checked before OpenRLHF (which imports vLLM) is loaded. A dry run may be
-    validating a GPU recipe on a CPU machine: CPU limits apply then only when it says ``device: cpu``.
+    validating a GPU recipe on a CPU machine: CPU limits apply then only when it says ``device: cpu``,
+    and packages OpenRLHF imports that are absent there (flash-attn) are stood in for.
     """
     openrlhf_flags.check_recipe(recipe)
     check_rollout_engine(recipe, cpu)
     install(cpu=cpu)
+    if dry_run:  # a CPU machine checking a GPU recipe: stand-ins for what OpenRLHF imports and is absent
+        install_standins()
     args = openrlhf_flags.parse(openrlhf_flags.with_plugin_flags(recipe))
     if cpu and (not dry_run or recipe.plugin.device == "cpu"):
         openrlhf_flags.check_cpu_flags(recipe, args)
@@ -111,6 +116,18 @@ def job_runtime_env() -> dict[str, Any]:
     return (json.loads(raw).get("runtime_env") or {}) if raw else {}
 
 
+def placement(recipe: Recipe, args: argparse.Namespace, cpu: bool, nodes: list[float] | None) -> str:
+    """The run's placement table on ``nodes`` (GPUs per node; the connected Ray cluster's when
+    Ray is running and ``nodes`` is None; the requests alone when neither); :class:`PlacementError`
+    naming the group that cannot be placed."""
+    import ray
+
+    groups = plan(args, recipe.plugin, cpu)
+    if nodes is None and ray.is_initialized():
+        nodes = cluster_gpus()
+    return plan_table(groups) if nodes is None else check_plan(groups, nodes)
+
+
 def runtime_env(plugin: PluginConfig, cpu: bool) -> dict[str, Any]:
     """Ray runtime environment: the setup hook and the variables every worker needs.
 
@@ -140,7 +157,7 @@ def cpu_ray_resources(args: argparse.Namespace, plugin: PluginConfig) -> dict[st
     PRM server (``plugin.prm``), at least the machine's cores. Each worker's torch still uses the
     one thread Ray gives it.
     """
-    slots = openrlhf_flags.placement_slots(args)
+    slots = sum(group.bundles for group in plan(args, plugin, cpu=True))
     extra = 1 + (plugin.prm is not None)
     return {"num_gpus": slots, "num_cpus": max(os.cpu_count() or 1, slots + extra)}
 

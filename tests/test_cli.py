@@ -26,7 +26,7 @@ def test_dry_run_prints_the_openrlhf_command_and_the_plugin_config(capsys):
     assert "--actor.adam.lr 2e-06" in command
     assert "--algo.advantage.estimator dr_grpo" in command
     assert "--actor.freeze_visual_encoder" in command
-    config = json.loads(out.split("# plugin config\n", 1)[1])
+    config = json.loads(out.split("# plugin config\n", 1)[1].split("# placement\n")[0])
     assert config["policy_loss"] == {"name": "cpgd", "clip_eps": 0.2, "drift_coef": 0.01, "drift_clip": 2.0}
     assert config["advantage_weight"] == {"name": "clip_filter_like", "max_weight": 3.0}
 
@@ -57,6 +57,33 @@ def test_no_two_recipes_share_a_checkpoint_directory():
     paths = [vars_of(load_recipe(recipe))["ckpt.path"] for recipe in RECIPES]
     assert len(set(paths)) == len(paths), paths
     assert all(Path(path).is_absolute() for path in paths)
+
+
+def test_dry_run_prints_the_placement_and_refuses_one_the_cluster_cannot_hold(capsys):
+    recipe = str(ROOT / "recipes" / "mm-eureka-qwen2.5vl-32b.yaml")
+    assert main(["train", recipe, "--dry-run", "--cluster", "6x8"]) == 0
+    assert "| used / cluster | 48 / 48 | 8 / 8 |" in capsys.readouterr().out
+    assert main(["train", recipe, "--dry-run", "--cluster", "6x8", "--set", "openrlhf.algo.kl.init_coef=1e-3"]) == 2
+    assert "ref needs 8 whole GPUs" in capsys.readouterr().err
+    assert main(["train", recipe, "--cluster", "6x8"]) == 2
+    assert "--cluster is for --dry-run" in capsys.readouterr().err
+
+
+def test_gpu_recipes_run_on_gpus_whatever_the_driver_has_and_auto_is_refused_on_a_driver_joining_a_cluster(
+    tmp_path, monkeypatch
+):
+    from mm_eureka_plugin.config import RecipeError
+    from mm_eureka_plugin.launch import use_cpu
+
+    for recipe in RECIPES:
+        assert load_recipe(recipe).plugin.device == ("cpu" if recipe.name == "smoke-cpu.yaml" else "cuda")
+    path = tmp_path / "r.yaml"
+    path.write_text("plugin:\n  device: auto\n")
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    with pytest.raises(RecipeError, match="no CUDA and joins the Ray cluster at RAY_ADDRESS=10.0.0.1:6379"):
+        use_cpu(load_recipe(path))  # this machine has no CUDA
+    monkeypatch.delenv("RAY_ADDRESS")
+    assert use_cpu(load_recipe(path))
 
 
 def test_paper_recipe_settings():
