@@ -141,9 +141,13 @@ def train(recipe: Recipe, cpu: bool, args: argparse.Namespace) -> None:
     openrlhf_launch.start_metrics_file(recipe)
     recipe = openrlhf_launch.prepared(recipe, convert_data(recipe))
     openrlhf_launch.check_rollout_model(recipe, cpu, args)
-    resources = openrlhf_launch.cpu_ray_resources(args, recipe.plugin) if cpu else {}
+    # A CPU run starts its own Ray with logical GPUs; a cluster it joins (RAY_ADDRESS) brings its own.
+    resources = (
+        openrlhf_launch.cpu_ray_resources(args, recipe.plugin) if cpu and not os.environ.get("RAY_ADDRESS") else {}
+    )
     openrlhf_launch.init_ray(recipe.plugin, cpu, **resources)
     logger.info("placement:\n%s", openrlhf_launch.placement(recipe, args, cpu, None))
+    openrlhf_launch.check_nodes(openrlhf_launch.shared_paths(recipe))
     # Ray ends an actor when its last handle goes: this one lives as long as the run.
     prm_server = start_prm(recipe.plugin.prm, cpu) if recipe.plugin.prm is not None else None
     try:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mm_eureka_plugin import __version__
 from mm_eureka_plugin.config import CONFIG_ENV, PluginConfig, Recipe, RecipeError
 from mm_eureka_plugin.errors import UserError
 from mm_eureka_plugin.patches import DEVICE_ENV, install
@@ -126,6 +127,67 @@ def placement(recipe: Recipe, args: argparse.Namespace, cpu: bool, nodes: list[f
     if nodes is None and ray.is_initialized():
         nodes = cluster_gpus()
     return plan_table(groups) if nodes is None else check_plan(groups, nodes)
+
+
+def shared_paths(recipe: Recipe) -> dict[str, str]:
+    """What every node must see at the driver's paths, by where the recipe names it: the flags of
+    local files OpenRLHF's actors open (the converted data and one of its images, the executor, a
+    local model or evaluation set) and the PRM checkpoint."""
+    flags = recipe.openrlhf
+    paths = {
+        f"openrlhf.{key}": flags[key] for key in ("data.prompt_dataset", "train.agent_func_path") if flags.get(key)
+    }
+    for key in ("actor.model_name_or_path", "eval.dataset"):
+        if flags.get(key) and Path(flags[key]).exists():
+            paths[f"openrlhf.{key}"] = str(Path(flags[key]).resolve())
+    data = Path(flags.get("data.prompt_dataset") or "")
+    if data.is_file():
+        with data.open() as rows:
+            images = json.loads(next(rows, "{}") or "{}").get("images") or []
+        if images and isinstance(images[0], str) and Path(images[0]).is_absolute():
+            paths["an image of openrlhf.data.prompt_dataset"] = images[0]
+    if recipe.plugin.prm is not None:
+        paths["plugin.prm.path"] = recipe.plugin.prm.path
+    return paths
+
+
+def _probe(paths: dict[str, str]) -> dict[str, Any]:
+    """On one node: the plugin version it imports, and which of ``paths`` it lacks."""
+    import mm_eureka_plugin
+
+    missing = {key: path for key, path in paths.items() if not os.path.exists(path)}
+    return {"version": mm_eureka_plugin.__version__, "missing": missing}
+
+
+def check_nodes(paths: dict[str, str], timeout_s: float = 120.0) -> None:
+    """Run a tiny task on every alive node of the Ray cluster and raise :class:`LaunchError` naming
+    each node that lacks one of ``paths`` (a file system the driver's paths are not shared on) or
+    cannot import this mm-eureka-plugin version."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = ray.remote(num_cpus=0)(_probe)
+    nodes = [(node["NodeID"], node["NodeManagerAddress"]) for node in ray.nodes() if node.get("Alive")]
+    refs = [
+        probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(i, soft=False)).remote(paths) for i, _ in nodes
+    ]
+    problems = []
+    for (_, address), ref in zip(nodes, refs, strict=True):
+        try:
+            report = ray.get(ref, timeout=timeout_s)
+        except Exception as exc:  # e.g. the plugin is not installed there: the task cannot be unpickled
+            problems.append(f"node {address} cannot run the plugin ({type(exc).__name__}: {str(exc)[:200]})")
+            continue
+        if report["version"] != __version__:
+            problems.append(f"node {address} has mm-eureka-plugin {report['version']}, the driver {__version__}")
+        problems += [f"node {address} does not see {key}: {path}" for key, path in report["missing"].items()]
+    if problems:
+        raise LaunchError(
+            "not every node of the Ray cluster can take part: "
+            + "; ".join(problems)
+            + ". Install the same mm-eureka-plugin on every node, and put the data, the run's output "
+            "directory and checkpoints on a file system every node mounts at the same path."
+        )
 
 
 def runtime_env(plugin: PluginConfig, cpu: bool) -> dict[str, Any]:

@@ -139,3 +139,49 @@ def test_a_submitted_jobs_runtime_env_merges_with_the_launchers(monkeypatch):
     monkeypatch.setenv(JOB_CONFIG_ENV, json.dumps({"runtime_env": {"worker_process_setup_hook": "my.hook"}}))
     with pytest.raises(LaunchError, match="sets worker_process_setup_hook, which mm-eureka sets"):
         runtime_env(parse_plugin_section({}), cpu=True)
+
+
+def test_every_node_of_a_two_node_cluster_is_checked_for_the_runs_files(tmp_path):
+    """A Ray cluster of two nodes on this machine (ray.cluster_utils): a path every node sees
+    passes; one that is missing is named once per node, with the recipe key that names it."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from mm_eureka_plugin.patches.launch import LaunchError, check_nodes
+
+    present = tmp_path / "train.jsonl"
+    present.write_text("{}\n")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    try:
+        ray.init(address=cluster.address)
+        cluster.wait_for_nodes()
+        assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+        check_nodes({"openrlhf.data.prompt_dataset": str(present)})
+        with pytest.raises(LaunchError, match="does not see plugin.prm.path: /nowhere/prm") as failed:
+            check_nodes({"openrlhf.data.prompt_dataset": str(present), "plugin.prm.path": "/nowhere/prm"})
+        assert str(failed.value).count("does not see") == 2
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_the_paths_every_node_must_see_come_from_the_prepared_flags(tmp_path):
+    from mm_eureka_plugin.patches.launch import shared_paths
+
+    image = tmp_path / "data" / "a.png"
+    image.parent.mkdir()
+    image.write_bytes(b"png")
+    rows = tmp_path / "data" / "train.jsonl"
+    rows.write_text(json.dumps({"prompt": [], "images": [str(image)], "mm_eureka_label": "x"}) + "\n")
+    recipe = recipe_in(
+        tmp_path,
+        f"openrlhf.data.prompt_dataset={rows}",
+        "openrlhf.actor.model_name_or_path=Qwen/Qwen2.5-VL-7B-Instruct",  # a hub name: not a path
+        "plugin.prm=/ckpt/prm",
+    )
+    assert shared_paths(recipe) == {
+        "openrlhf.data.prompt_dataset": str(rows),
+        "an image of openrlhf.data.prompt_dataset": str(image),
+        "plugin.prm.path": "/ckpt/prm",
+    }
