@@ -94,6 +94,9 @@ def test_paper_recipe_settings():
         {"name": "accuracy", "weight": 1.0},
         {"name": "format", "weight": 0.5},
     ]
+    for colocated in (mm_eureka, load_recipe(CPGD_RECIPE)):  # each of vLLM and DeepSpeed sleeps while the other works
+        flags = vars_of(colocated)
+        assert flags["train.colocate_all"] and flags["vllm.enable_sleep"] and flags["ds.enable_sleep"]
     cpgd = load_recipe(CPGD_RECIPE)
     assert vars_of(cpgd)["rollout.n_samples_per_prompt"] == 8
     assert cpgd.plugin.accuracy_filter is None  # clip-filter-like weights stand in for it
