@@ -69,6 +69,7 @@ CPU_PATCHES: dict[str, tuple[str, ...]] = {
     "torch": ("cpu.torch_cuda",),
     "openrlhf.utils.utils": ("cpu.processor",),
     "openrlhf.utils.deepspeed.deepspeed": ("cpu.deepspeed",),
+    "openrlhf.models.actor": ("cpu.actor",),
     "openrlhf.trainer.ppo_utils.replay_buffer": ("cpu.replay_buffer",),
     "openrlhf.trainer.ray.ppo_actor": ("cpu.ppo_actor",),
     "openrlhf.trainer.ray.vllm_engine": ("cpu.vllm_engine",),

@@ -1,8 +1,8 @@
 """Scale-out rehearsed on CPU: `mm-eureka train recipes/smoke-cpu.yaml` joins a two-node Ray cluster
 on this machine (``ray.cluster_utils``, RAY_ADDRESS) and runs OpenRLHF's loop with the actor on two
-DeepSpeed ranks and the rollout engine, placed by Ray across both nodes, through the launcher's
-placement and node checks. ZeRO-2: ZeRO-3 (the 32B recipe's stage) gives NaN log-probs on CPU
-with two ranks, on one node as well (not a multi-node matter; README, "Placement")."""
+DeepSpeed ZeRO-3 ranks (the 32B recipe's stage, whose weight sync gathers the sharded parameters)
+and the rollout engine, placed by Ray across both nodes, through the launcher's placement and node
+checks."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 
 
-def test_two_steps_on_a_two_node_cluster_with_an_actor_on_two_ranks(tmp_path, smoke_train):
+def test_two_steps_on_a_two_node_cluster_with_a_zero3_actor(tmp_path, smoke_train):
     import ray
     from ray.cluster_utils import Cluster
 
@@ -26,6 +26,7 @@ def test_two_steps_on_a_two_node_cluster_with_an_actor_on_two_ranks(tmp_path, sm
             "openrlhf.ckpt.output_dir": tmp_path,
             "openrlhf.logger.tensorboard_dir": tmp_path / "tensorboard",
             "openrlhf.actor.num_gpus_per_node": 2,
+            "openrlhf.ds.zero_stage": 3,
             "openrlhf.train.num_episodes": 1,
             "openrlhf.eval.steps": 2,
             "openrlhf.rollout.batch_size": 4,
@@ -51,7 +52,9 @@ def test_two_steps_on_a_two_node_cluster_with_an_actor_on_two_ranks(tmp_path, sm
         lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
         train = [line for line in lines if line["kind"] == "train"]
         assert [line["step"] for line in train] == [1, 2]
-        assert all(line["metrics"]["timing/broadcast"] > 0 for line in train)  # weights reached the engine
+        assert all(
+            line["metrics"]["timing/broadcast"] > 0 for line in train
+        )  # gathered ZeRO-3 weights reached the engine
         assert all(line["metrics"]["policy_loss"] == line["metrics"]["policy_loss"] for line in train)  # not NaN
         assert any(line["kind"] == "eval" for line in lines)
         assert "| used / cluster | 3 / 3 |" in output  # the launcher's placement table, on both nodes
