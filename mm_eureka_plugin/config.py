@@ -167,6 +167,10 @@ class PRMServerConfig:
     batch_size: int = 16
     max_wait_ms: float = 20.0
 
+    def gpus(self, cpu: bool) -> float:
+        """The GPUs its actor takes in a run on CPU (``cpu``) or GPU: ``num_gpus``, else 0 or 1."""
+        return self.num_gpus if self.num_gpus is not None else (0 if cpu else 1)
+
 
 @dataclass(frozen=True)
 class PluginConfig:

@@ -109,7 +109,7 @@ def start_prm(config: PRMServerConfig, cpu: bool) -> Any:
     """Start the run's PRM server (``plugin.prm``): a GPU unless the run is on CPU or ``num_gpus`` says otherwise."""
     from mm_eureka_plugin.prm.server import start_prm_server
 
-    num_gpus = config.num_gpus if config.num_gpus is not None else (0 if cpu else 1)
+    num_gpus = config.gpus(cpu)
     logger.info("starting the PRM server: %s on %s", config.path, "CPU" if cpu or not num_gpus else f"{num_gpus} GPU")
     return start_prm_server(
         config.path, num_gpus=num_gpus, batch_size=config.batch_size, max_wait_ms=config.max_wait_ms, cpu=cpu

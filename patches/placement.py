@@ -53,7 +53,7 @@ def plan(args: argparse.Namespace, plugin: PluginConfig, cpu: bool) -> list[Grou
 
     groups = []
     if plugin.prm is not None:
-        gpus = plugin.prm.num_gpus if plugin.prm.num_gpus is not None else (0 if cpu else 1)
+        gpus = plugin.prm.gpus(cpu)
         if gpus:
             groups.append(Group("PRM server", fraction=gpus, flags="plugin.prm.num_gpus"))
     kl = flag["algo.kl.init_coef"] > 0
