@@ -5,9 +5,9 @@ Step rewards: OpenRLHF's ``compute_reward`` (the name this module calls) puts ea
 rewards (``info[STEP_REWARDS]``, from :mod:`mm_eureka_plugin.patches.samples_generator`), the
 patched ``compute_reward``, given that experience's action mask, adds them to that token-level
 reward (``compute_advantages_and_returns`` lets it find the experience, then logs their sum),
-so OpenRLHF's own ``get_cumulative_returns`` turns them into returns-to-go: token t's return is the final reward plus every step reward at or after t. The
-estimators this is valid with are :data:`mm_eureka_plugin.patches.flags.DENSE_ESTIMATORS` (the recipe
-check refuses the others).
+so OpenRLHF's own ``get_cumulative_returns`` turns them into returns-to-go: token t's return is
+the final reward plus every step reward at or after t. The estimators this is valid with are
+:data:`mm_eureka_plugin.patches.flags.DENSE_ESTIMATORS` (the recipe check refuses the others).
 
 Advantage weights: with ``--algo.advantage.estimator dr_grpo`` OpenRLHF sets each sample's advantage to its
 group-centred reward R - mean(R). When the plugin config chooses an ``advantage_weight``,
