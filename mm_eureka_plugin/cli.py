@@ -213,6 +213,23 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_samples(args: argparse.Namespace) -> int:
+    """Print the samples a run logged (samples.jsonl) readably."""
+    from mm_eureka_plugin.samples import format_sample, read_samples, select
+
+    rows = read_samples(args.run_dir)
+    order = "worst" if args.worst else "best" if args.best else None
+    chosen = select(rows, step=args.step, order=order, limit=args.limit)
+    if not chosen:
+        where = f"step {args.step}" if args.step is not None else "the file"
+        steps = sorted({row["step"] for row in rows})
+        known = f"; logged steps: {steps[0]}..{steps[-1]}" if steps else ""
+        print(f"mm-eureka: no samples for {where}{known}", file=sys.stderr)
+        return 1
+    print("\n\n".join(format_sample(row) for row in chosen))
+    return 0
+
+
 def add_sampling_flags(parser: argparse.ArgumentParser, scope: str, batch_size: int, batch_size_help: str) -> None:
     """Add the flags of a :class:`SamplingConfig` to ``parser``: ``scope`` opens their help (when
     they apply), ``batch_size`` is the default of ``--batch-size`` and ``batch_size_help`` its help."""
@@ -403,6 +420,15 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run_dir", help="run directory holding metrics.jsonl")
     plot.add_argument("--out", help="PNG to write (default: RUN_DIR/metrics.png)")
     plot.set_defaults(func=cmd_plot)
+
+    samples = sub.add_parser("samples", help="print the samples a training run logged (samples.jsonl)")
+    samples.add_argument("run_dir", help="run directory holding samples.jsonl, or the file")
+    samples.add_argument("--step", type=int, help="this step's samples (default: the last step's)")
+    ranked = samples.add_mutually_exclusive_group()
+    ranked.add_argument("--worst", action="store_true", help="lowest reward first (of every step, or of --step)")
+    ranked.add_argument("--best", action="store_true", help="highest reward first (of every step, or of --step)")
+    samples.add_argument("--limit", type=int, default=10, help="samples shown with --worst/--best (default: 10)")
+    samples.set_defaults(func=cmd_samples)
     return parser
 
 

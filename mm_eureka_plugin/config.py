@@ -12,6 +12,7 @@ A recipe is YAML with two sections::
       policy_loss: {name: cpgd, drift_coef: 0.01}   # or just: policy_loss: cpgd
       advantage_weight: clip_filter_like
       prm: {path: ckpt/mm-prm}                      # the PRM server, for the prm reward
+      log_samples: 4                                # samples per step in <output_dir>/samples.jsonl
 
 A component is a registered name or a reference (``pkg.module:attr``, ``./file.py:attr``; a
 relative file is taken from the recipe's folder).
@@ -31,6 +32,7 @@ import yaml
 
 from mm_eureka_plugin.errors import UserError
 from mm_eureka_plugin.registry import ComponentError, check_params, resolve
+from mm_eureka_plugin.samples import DEFAULT_LOG_SAMPLES
 
 CONFIG_ENV = "MM_EUREKA_PLUGIN_CONFIG"
 """Environment variable carrying the plugin config (JSON) from the launcher to every Ray worker."""
@@ -42,7 +44,16 @@ the synthetic task, the converted data and the metrics go. The others: ``patches
 COMPONENT_KEYS = ("reward", "policy_loss", "advantage_weight")
 """``plugin:`` keys that name a component; the key is also the component kind."""
 
-PLUGIN_KEYS = ("data", *COMPONENT_KEYS, "accuracy_filter", "device", "rollout", "synthetic_task", "prm")
+PLUGIN_KEYS = (
+    "data",
+    *COMPONENT_KEYS,
+    "accuracy_filter",
+    "device",
+    "rollout",
+    "synthetic_task",
+    "prm",
+    "log_samples",
+)
 
 DEFAULT_MIN_PIXELS = 4 * 28 * 28
 DEFAULT_MAX_PIXELS = 640 * 28 * 28
@@ -175,7 +186,8 @@ class PRMServerConfig:
 @dataclass(frozen=True)
 class PluginConfig:
     """The ``plugin:`` section: data, reward, online filter, loss and weights, the device, the
-    rollout engine, a synthetic task, and the PRM server."""
+    rollout engine, a synthetic task, the PRM server, and the samples logged per step
+    (:mod:`mm_eureka_plugin.samples`)."""
 
     data: DataConfig | None = None
     reward: ComponentSpec | None = None
@@ -186,6 +198,7 @@ class PluginConfig:
     rollout: str = "auto"
     synthetic_task: SyntheticTaskConfig | None = None
     prm: PRMServerConfig | None = None
+    log_samples: int = DEFAULT_LOG_SAMPLES
 
     def to_json(self) -> str:
         return json.dumps(as_recipe(self), sort_keys=True)
@@ -378,6 +391,12 @@ def parse_plugin_section(section: Any, where: str = "", base_dir: Path | None = 
     rollout = section.get("rollout", "auto")
     if rollout not in ROLLOUTS:
         raise RecipeError(f"{where}key 'plugin.rollout' must be one of {', '.join(ROLLOUTS)}, got {rollout!r}.")
+    log_samples = section.get("log_samples", DEFAULT_LOG_SAMPLES)
+    if not isinstance(log_samples, int) or isinstance(log_samples, bool) or log_samples < 0:
+        raise RecipeError(
+            f"{where}key 'plugin.log_samples' must be a whole number of samples per step (0 turns the "
+            f"samples log off), got {log_samples!r}."
+        )
     specs = {
         key: _parse_component(section[key], f"{where}key 'plugin.{key}'", base_dir)
         for key in COMPONENT_KEYS
@@ -393,6 +412,7 @@ def parse_plugin_section(section: Any, where: str = "", base_dir: Path | None = 
         accuracy_filter=_parse_range(section.get("accuracy_filter"), f"{where}key 'plugin.accuracy_filter'"),
         device=device,
         rollout=rollout,
+        log_samples=log_samples,
         **specs,
     )
 

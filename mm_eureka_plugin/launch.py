@@ -138,7 +138,7 @@ def train(recipe: Recipe, cpu: bool, args: argparse.Namespace) -> None:
     ``train_ppo_ray`` with the plugin active; ``args`` are the flags
     :func:`mm_eureka_plugin.patches.launch.check_recipe` parsed."""
     prepare_synthetic_task(recipe)
-    openrlhf_launch.start_metrics_file(recipe)
+    openrlhf_launch.start_run_files(recipe)
     recipe = openrlhf_launch.prepared(recipe, convert_data(recipe))
     openrlhf_launch.check_rollout_model(recipe, cpu, args)
     # A CPU run starts its own Ray with logical GPUs; a cluster it joins (RAY_ADDRESS) brings its own.

@@ -87,15 +87,27 @@ def _parse_line(line: str) -> tuple[str, int, dict[str, float]]:
 
 @dataclass(frozen=True)
 class Panel:
-    """One subplot: a title, a y label, and a function picking its (label, kind, metric) series."""
+    """One subplot: a title, a y label, a function picking its (label, kind, metric) series, and
+    an optional function giving a note to print on it (None: no note)."""
 
     title: str
     ylabel: str
     series: Callable[[Metrics], list[tuple[str, str, str]]]
+    note: Callable[[Metrics], str | None] = lambda runs: None
 
 
 def _train(*names: str) -> Callable[[Metrics], list[tuple[str, str, str]]]:
     return lambda runs: [(name, "train", name) for name in names]
+
+
+def _first_present(*names: str) -> Callable[[Metrics], list[tuple[str, str, str]]]:
+    """The first of ``names`` that a train line has (the same quantity logged under two names)."""
+
+    def series(runs: Metrics) -> list[tuple[str, str, str]]:
+        present = {name for metrics in runs.get("train", {}).values() for name in metrics}
+        return next(([(name, "train", name)] for name in names if name in present), [])
+
+    return series
 
 
 def _eval_pass1(runs: Metrics) -> list[tuple[str, str, str]]:
@@ -116,12 +128,34 @@ def _timings(runs: Metrics) -> list[tuple[str, str, str]]:
     ]
 
 
+def _filter_groups(runs: Metrics) -> list[tuple[str, str, str]]:
+    return [
+        ("kept", "train", "filter/kept"),
+        ("dropped: accuracy under range", "train", "filter/dropped_low"),
+        ("dropped: accuracy over range", "train", "filter/dropped_high"),
+    ]
+
+
+def _loss_at_zero(runs: Metrics) -> str | None:
+    """Say so when the policy loss reads 0 on some steps: an update on samples of the current
+    policy (ratio 1) has a clipped log-ratio term of 0 and a gradient that is not 0."""
+    _, values = _points(runs, "train", "policy_loss")
+    zeros = sum(abs(value) < 1e-6 for value in values)
+    if not zeros:
+        return None
+    return (
+        f"0 on {zeros} of {len(values)} steps: on-policy\n(ratio 1) the value is 0, the gradient\n"
+        "is not (see Actor grad norm)"
+    )
+
+
 PANELS = (
-    Panel("Reward", "mean per sample", _train("reward", "accuracy", "format")),
-    Panel("Eval pass@1", "pass@1", _eval_pass1),
+    Panel("Reward (training samples, after the filter)", "mean per sample", _train("reward", "accuracy", "format")),
+    Panel("Eval pass@1 (greedy if eval temperature 0)", "pass@1", _eval_pass1),
+    Panel("Accuracy filter", "prompt groups per step", _filter_groups),
     Panel("Response length", "tokens", _response_length),
-    Panel("Policy loss", "loss", _train("policy_loss")),
-    Panel("Clip fraction", "fraction", _train("ppo_clip_ratio", "policy_clip_frac")),
+    Panel("Policy loss (value)", "loss", _train("policy_loss"), _loss_at_zero),
+    Panel("Clip fraction", "fraction of tokens", _first_present("policy_clip_frac", "ppo_clip_ratio")),
     Panel("Policy drift / KL", "nats", _train("policy_drift", "ppo_kl")),
     Panel("Actor grad norm", "norm", _train("actor_grad_norm")),
     Panel("Step time by phase", "seconds", _timings),
@@ -137,16 +171,31 @@ def _points(runs: Metrics, kind: str, name: str) -> tuple[list[int], list[float]
     return steps, values
 
 
+def layout(runs: Metrics) -> list[tuple[Panel, list[tuple[str, list[int], list[float]]], str | None]]:
+    """The panels to draw for ``runs``: each with its (label, steps, values) lines and its note;
+    a panel none of whose metrics is present is left out."""
+    drawn = []
+    for panel in PANELS:
+        lines = [(label, *_points(runs, kind, name)) for label, kind, name in panel.series(runs)]
+        lines = [line for line in lines if line[1]]
+        if lines:
+            drawn.append((panel, lines, panel.note(runs)))
+    return drawn
+
+
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Draw ``RUN_DIR/metrics.jsonl`` as a grid of panels; write a PNG (default ``RUN_DIR/metrics.png``).
 
     Panels, each drawn only when one of its metrics is present, x axis = step:
 
-    - Reward: ``reward``, with ``accuracy`` and ``format``
-    - Eval pass@1: every ``eval_<dataset>_pass1`` (eval lines)
+    - Reward: ``reward``, with ``accuracy`` and ``format``: means over the samples trained on (the
+      groups the accuracy filter kept)
+    - Eval pass@1: every ``eval_<dataset>_pass1`` (eval lines; the synthetic task's datasets are its
+      colours, and ``all``)
+    - Accuracy filter: ``filter/kept``, ``filter/dropped_low``, ``filter/dropped_high`` (groups)
     - Response length: ``response_length`` (train) and ``eval_response_length_mean`` (eval)
-    - Policy loss: ``policy_loss``
-    - Clip fraction: ``ppo_clip_ratio`` and ``policy_clip_frac``
+    - Policy loss: ``policy_loss``, with a note when it reads 0 on some steps (on-policy)
+    - Clip fraction: ``policy_clip_frac``, else ``ppo_clip_ratio`` (OpenRLHF's name for it)
     - Policy drift / KL: ``policy_drift`` and ``ppo_kl``
     - Actor grad norm: ``actor_grad_norm``
     - Step time by phase: one line per ``timing/*`` key but ``timing/step_total``
@@ -166,12 +215,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         raise PlotError(f"{path}: no such file (is {run_dir} a training run directory?)")
     runs = read_metrics(path)
 
-    drawn = []
-    for panel in PANELS:
-        lines = [(label, *_points(runs, kind, name)) for label, kind, name in panel.series(runs)]
-        lines = [line for line in lines if line[1]]
-        if lines:
-            drawn.append((panel, lines))
+    drawn = layout(runs)
     if not drawn:
         raise PlotError(f"{path}: none of the plotted metrics is present (see `mm_eureka_plugin.plot.plot_run`)")
 
@@ -181,7 +225,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     FigureCanvasAgg(fig)
     fig.suptitle(f"{run_dir.resolve().name}: {path.name}")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax, (panel, lines) in zip(axes, drawn):
+    for ax, (panel, lines, note) in zip(axes, drawn):
         for label, steps, values in lines:
             ax.plot(steps, values, label=label, marker="." if len(steps) < 50 else None, linewidth=1.2)
         ax.set_title(panel.title, fontsize=10)
@@ -191,6 +235,8 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
+        if note:
+            ax.text(0.98, 0.04, note, transform=ax.transAxes, fontsize=7, ha="right", va="bottom", alpha=0.8)
     for ax in axes[len(drawn) :]:
         ax.set_visible(False)
 

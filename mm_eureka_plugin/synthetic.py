@@ -173,15 +173,17 @@ def _write_rows(path: Path, image_dir: Path, split: str, size: int, seed: int, b
                 "prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QUESTION}]}],
                 "images": [str(image.relative_to(path.parent))],
                 "label": colour,
-                "metadata": {"colour": colour},
+                "metadata": {"id": f"{split}-{i:05d}", "colour": colour},
             }
             out.write(json.dumps(row) + "\n")
 
 
 def _write_eval(staging: Path, out_dir: Path, size: int, seed: int, blank: bool) -> None:
     """Write ``staging/eval.jsonl``: raw eval rows converted for OpenRLHF, with image paths that
-    point into ``out_dir``, where ``staging`` will be renamed."""
+    point into ``out_dir``, where ``staging`` will be renamed, and the colour as ``datasource``
+    (OpenRLHF's evaluation reports pass@1 per source: one curve per colour)."""
     from mm_eureka_plugin.data import convert_file
+    from mm_eureka_plugin.data.records import LABEL_COLUMN, decode_label
 
     with tempfile.TemporaryDirectory(prefix="colour-eval-") as raw_dir:
         raw = Path(raw_dir) / "eval.jsonl"
@@ -191,4 +193,5 @@ def _write_eval(staging: Path, out_dir: Path, size: int, seed: int, blank: bool)
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     for row in rows:
         row["images"] = [str(out_dir / Path(image).relative_to(staging)) for image in row["images"]]
+        row["datasource"] = decode_label(row[LABEL_COLUMN])[1]["colour"]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")

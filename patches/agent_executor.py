@@ -18,7 +18,9 @@ with the plugin's reward, which sees the response text, the images and the row's
   result's ``step_rewards`` (character offsets into the decoded response) to the tokens that end
   those characters and returns them as ``step_rewards`` (observation-token index, value) for
   every sample (empty when the result has none), which :mod:`mm_eureka_plugin.patches.samples_generator`
-  carries to the experience maker.
+  carries to the experience maker;
+- returns the decoded response, the reward's components and its error message as ``sample_log``
+  for the run's samples log (:mod:`mm_eureka_plugin.samples`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from mm_eureka_plugin.checkpoints import vision_logit_bias
 from mm_eureka_plugin.config import PluginConfig
 from mm_eureka_plugin.data.images import load_image
 from mm_eureka_plugin.data.records import decode_label
-from mm_eureka_plugin.patches.samples_generator import STEP_REWARDS
+from mm_eureka_plugin.patches.samples_generator import SAMPLE_LOG, STEP_REWARDS
 from mm_eureka_plugin.rewards import RewardResult, RewardSample, score_samples
 
 logger = logging.getLogger(__name__)
@@ -109,6 +111,7 @@ class AgentExecutor(SingleTurnAgentExecutor):
         output.update(
             reward=result.reward, scores=result.reward if result.score is None else result.score, extra_logs=logs
         )
+        output[SAMPLE_LOG] = {"response": response, "rewards": dict(result.components), "error": result.error}
         if self.dense:
             ends = step_end_tokens(hf_tokenizer, response_ids, [offset for offset, _ in result.step_rewards or []])
             output[STEP_REWARDS] = [(start + i, value) for i, (_, value) in zip(ends, result.step_rewards or [])]

@@ -27,7 +27,8 @@ from mm_eureka_plugin.patches import DEVICE_ENV, install
 from mm_eureka_plugin.patches import flags as openrlhf_flags
 from mm_eureka_plugin.patches.cpu import install_standins
 from mm_eureka_plugin.patches.placement import check_plan, cluster_gpus, plan, plan_table
-from mm_eureka_plugin.patches.ppo_trainer import METRICS_FILE
+from mm_eureka_plugin.plot import METRICS_FILE
+from mm_eureka_plugin.samples import SAMPLES_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -98,16 +99,19 @@ def check_rollout_model(recipe: Recipe, cpu: bool, args: argparse.Namespace) -> 
         raise RecipeError(f"{recipe.where}key 'plugin.rollout': {exc}") from exc
 
 
-def start_metrics_file(recipe: Recipe) -> None:
-    """A new run (not ``--resume``) writes a new ``<ckpt.output_dir>/metrics.jsonl``: an earlier
-    run's file there is kept as ``metrics-<its last write time>.jsonl``."""
-    metrics = recipe.output_dir / METRICS_FILE
-    if recipe.openrlhf.get(openrlhf_flags.RESUME) or not metrics.exists():
+def start_run_files(recipe: Recipe) -> None:
+    """A new run (not ``--resume``) writes new ``metrics.jsonl`` and ``samples.jsonl`` in
+    ``<ckpt.output_dir>``: an earlier run's file there is kept as ``<name>-<its last write time>.jsonl``."""
+    if recipe.openrlhf.get(openrlhf_flags.RESUME):
         return
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(metrics.stat().st_mtime))
-    kept = metrics.with_name(f"{metrics.stem}-{stamp}{metrics.suffix}")
-    metrics.rename(kept)
-    logger.info("a new run: the earlier run's metrics are kept in %s", kept)
+    for name in (METRICS_FILE, SAMPLES_FILE):
+        path = recipe.output_dir / name
+        if not path.exists():
+            continue
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(path.stat().st_mtime))
+        kept = path.with_name(f"{path.stem}-{stamp}{path.suffix}")
+        path.rename(kept)
+        logger.info("a new run: the earlier run's %s is kept as %s", name, kept)
 
 
 def job_runtime_env() -> dict[str, Any]:

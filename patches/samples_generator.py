@@ -6,19 +6,36 @@ With a dense reward (e.g. ``prm`` with ``mode: dense``) the rollout executor ret
 with the sample's ``action_mask`` (action position = observation index - 1, as OpenRLHF shifts
 the mask) and keeps it in ``experience.info[STEP_REWARDS]``, which OpenRLHF pads and
 concatenates with the other per-sample fields; the experience maker patch takes it out again
-and credits it (:mod:`mm_eureka_plugin.patches.experience_maker`). Without step rewards the
-method behaves as upstream.
+and credits it (:mod:`mm_eureka_plugin.patches.experience_maker`).
+
+``SamplesGenerator._generate_vllm`` (one rollout batch, with OpenRLHF's dynamic filtering when
+``plugin.accuracy_filter`` is set) also counts the prompt groups the filter kept and dropped, the
+dropped ones split by whether their mean score was under or over the range; the counts since the
+last training step are ``filter/kept``, ``filter/dropped_low`` and ``filter/dropped_high`` in the
+step's metrics (:func:`take_filter_counts`), and each dropped group is logged with its prompt id.
+
+The executor's ``response["sample_log"]`` (the decoded response, the reward's components and
+error) is kept as the experience's ``sample_log`` attribute for the samples log
+(:mod:`mm_eureka_plugin.patches.ppo_trainer`).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+from collections import Counter
 from types import ModuleType
 
 import torch
 
+from mm_eureka_plugin.data.records import decode_label
+
+logger = logging.getLogger(__name__)
+
 STEP_REWARDS = "step_rewards"
 """Key of the step rewards in the executor's output and in ``experience.info``."""
+SAMPLE_LOG = "sample_log"
+"""Key of the executor's output, and attribute of the experience, with what the samples log shows."""
 
 
 def per_token_step_rewards(step_rewards: list, action_length: int) -> torch.Tensor:
@@ -32,16 +49,65 @@ def per_token_step_rewards(step_rewards: list, action_length: int) -> torch.Tens
     return dense
 
 
+def count_filtered(seen: list, kept: list, n_samples: int, low: float, high: float) -> Counter:
+    """Count the groups of ``seen`` (experiences of one sample, ``n_samples`` consecutive ones per
+    prompt) that the filter kept (in ``kept``) or dropped (``dropped_low``/``dropped_high``: mean
+    score under ``low`` or over ``high``); log each dropped group with its prompt id."""
+    counts = Counter()
+    kept_ids = {id(exp) for exp in kept}
+    for start in range(0, len(seen), n_samples):
+        group = seen[start : start + n_samples]
+        if id(group[0]) in kept_ids:
+            counts["filter/kept"] += 1
+            continue
+        scores = [float(exp.scores[0]) for exp in group]
+        mean = sum(scores) / len(scores)
+        side = "low" if mean <= low else "high"
+        counts[f"filter/dropped_{side}"] += 1
+        prompt_id = decode_label(group[0].labels[0])[1].get("id", "?")
+        logger.info("accuracy filter dropped prompt %s: mean score %.3f (%s)", prompt_id, mean, side)
+    return counts
+
+
+def take_filter_counts(generator) -> dict[str, float]:
+    """The filter counts of ``generator`` (a ``SamplesGenerator``) since the last call, then reset."""
+    counts = getattr(generator, "_mm_eureka_filter_counts", None) or Counter()
+    generator._mm_eureka_filter_counts = Counter()
+    return {key: float(counts[key]) for key in ("filter/kept", "filter/dropped_low", "filter/dropped_high")}
+
+
 def patch(module: ModuleType) -> None:
     generator = module.SamplesGenerator
     original = generator._process_response_into_experience
+    generate = generator._generate_vllm
+
+    @functools.wraps(generate)
+    def _generate_vllm(self, dataloader_iter, num_prompts, dynamic_filtering, **generate_kwargs):
+        if not dynamic_filtering:
+            return generate(self, dataloader_iter, num_prompts, dynamic_filtering, **generate_kwargs)
+        self._mm_eureka_seen = []
+        try:
+            result = generate(self, dataloader_iter, num_prompts, dynamic_filtering, **generate_kwargs)
+            n_samples = generate_kwargs.get("n_samples_per_prompt", self.args.rollout.n_samples_per_prompt)
+            low, high = self.args.algo.dynamic_filtering_range
+            counts = count_filtered(self._mm_eureka_seen, result[0], n_samples, low, high)
+        finally:
+            del self._mm_eureka_seen
+        self._mm_eureka_filter_counts = getattr(self, "_mm_eureka_filter_counts", None) or Counter()
+        self._mm_eureka_filter_counts.update(counts)
+        return result
 
     @functools.wraps(original)
     def _process_response_into_experience(self, response, **generate_kwargs):
         experience = original(self, response, **generate_kwargs)
+        experience.sample_log = response.get(SAMPLE_LOG)
+        seen = getattr(self, "_mm_eureka_seen", None)
+        if seen is not None:
+            seen.append(experience)
         if STEP_REWARDS in response:
             length = experience.action_mask.shape[-1]
             experience.info[STEP_REWARDS] = per_token_step_rewards(response[STEP_REWARDS], length)
         return experience
 
     generator._process_response_into_experience = _process_response_into_experience
+    generator._generate_vllm = _generate_vllm

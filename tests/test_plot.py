@@ -120,3 +120,32 @@ def test_a_run_with_none_of_the_plotted_metrics_raises(tmp_path):
     (tmp_path / "metrics.jsonl").write_text(line(1, "train", actor_lr=1e-6) + "\n")
     with pytest.raises(PlotError, match="none of the plotted metrics"):
         plot_run(tmp_path)
+
+
+def test_each_panel_draws_what_its_title_says_and_notes_a_loss_flat_at_zero_on_policy():
+    from mm_eureka_plugin.plot import layout
+
+    runs = {
+        "train": {
+            1: {"policy_loss": 0.0, "policy_clip_frac": 0.0, "ppo_clip_ratio": 0.0, "filter/kept": 8.0},
+            2: {"policy_loss": -0.05, "policy_clip_frac": 0.1, "ppo_clip_ratio": 0.1, "filter/dropped_low": 3.0},
+            3: {"policy_loss": 0.0, "reward": 0.5},
+        },
+        "eval": {10: {"eval_all_pass1": 0.75, "eval_red_pass1": 0.0, "eval_blue_pass1": 1.0}},
+    }
+    drawn = {panel.title: (lines, note) for panel, lines, note in layout(runs)}
+    loss_lines, loss_note = drawn["Policy loss (value)"]
+    assert loss_lines == [("policy_loss", [1, 2, 3], [0.0, -0.05, 0.0])]
+    assert loss_note.startswith("0 on 2 of 3 steps: on-policy")
+    clip_lines, _ = drawn["Clip fraction"]
+    assert [label for label, *_ in clip_lines] == ["policy_clip_frac"]  # one line for the one quantity
+    eval_lines, _ = drawn["Eval pass@1 (greedy if eval temperature 0)"]
+    assert [label for label, *_ in eval_lines] == ["all", "blue", "red"]
+    filter_lines, _ = drawn["Accuracy filter"]
+    assert [(label, steps) for label, steps, _ in filter_lines] == [
+        ("kept", [1]),
+        ("dropped: accuracy under range", [2]),
+    ]
+    runs["train"] = {1: {"policy_loss": 0.3}}
+    (loss,) = [note for panel, _, note in layout(runs) if panel.title == "Policy loss (value)"]
+    assert loss is None

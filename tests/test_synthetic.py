@@ -42,16 +42,17 @@ def test_builds_balanced_train_and_eval_files(task):
     assert Counter(r["label"] for r in train) == dict.fromkeys(COLOURS, 4)
     assert Counter(r["label"] for r in evals) == dict.fromkeys(COLOURS, 2)
     assert [r["label"] for r in train] != sorted(r["label"] for r in train)  # shuffled
-    for row in train:
-        assert row["metadata"] == {"colour": row["label"]}
+    for i, row in enumerate(train):
+        assert row["metadata"] == {"id": f"train-{i:05d}", "colour": row["label"]}
         assert (task.train.parent / row["images"][0]).is_file()
         assert row["prompt"][0]["content"] == [{"type": "image"}, {"type": "text", "text": QUESTION}]
 
 
-def test_eval_rows_are_converted_with_the_label_column(task):
-    for row in rows(task.eval):
+def test_eval_rows_are_converted_with_the_label_column_and_the_colour_as_datasource(task):
+    for i, row in enumerate(rows(task.eval)):
         assert Path(row["images"][0]).is_absolute() and Path(row["images"][0]).is_file()
-        assert decode_label(row[LABEL_COLUMN]) == (row["label"], {"colour": row["label"]})
+        assert decode_label(row[LABEL_COLUMN]) == (row["label"], {"id": f"eval-{i:05d}", "colour": row["label"]})
+        assert row["datasource"] == row["label"]
 
 
 def test_tokenizer_round_trips_colour_words(task):

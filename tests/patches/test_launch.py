@@ -1,11 +1,11 @@
-"""Launching OpenRLHF: a new run's metrics file, the checks of the rollout engine, the CPU run's Ray resources."""
+"""Launching OpenRLHF: a new run's metrics and samples files, the checks of the rollout engine, the CPU run's Ray resources."""
 
 import json
 
 import pytest
 
 from mm_eureka_plugin.config import RecipeError, load_recipe
-from mm_eureka_plugin.patches.launch import check_rollout_engine, start_metrics_file
+from mm_eureka_plugin.patches.launch import check_rollout_engine, start_run_files
 
 
 def recipe_in(tmp_path, *overrides):
@@ -14,22 +14,27 @@ def recipe_in(tmp_path, *overrides):
     return load_recipe(path, list(overrides))
 
 
-def test_a_new_run_keeps_the_earlier_runs_metrics_beside_its_own(tmp_path):
-    metrics = tmp_path / "run" / "metrics.jsonl"
-    metrics.parent.mkdir()
-    earlier = json.dumps({"step": 1, "kind": "train", "time": 0.0, "metrics": {"reward": 0.5}}) + "\n"
-    metrics.write_text(earlier)
+def test_a_new_run_keeps_the_earlier_runs_metrics_and_samples_beside_its_own(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    earlier = {
+        "metrics": json.dumps({"step": 1, "kind": "train", "time": 0.0, "metrics": {"reward": 0.5}}) + "\n",
+        "samples": json.dumps({"step": 1, "response": "red"}) + "\n",
+    }
+    for name, text in earlier.items():
+        (run / f"{name}.jsonl").write_text(text)
 
-    start_metrics_file(recipe_in(tmp_path, "openrlhf.ckpt.load_enable=true"))  # --resume appends
-    assert metrics.read_text() == earlier
+    start_run_files(recipe_in(tmp_path, "openrlhf.ckpt.load_enable=true"))  # --resume appends
+    assert all((run / f"{name}.jsonl").read_text() == text for name, text in earlier.items())
 
-    start_metrics_file(recipe_in(tmp_path))
-    assert not metrics.exists()
-    (kept,) = metrics.parent.glob("metrics-*.jsonl")
-    assert kept.read_text() == earlier
+    start_run_files(recipe_in(tmp_path))
+    for name, text in earlier.items():
+        assert not (run / f"{name}.jsonl").exists()
+        (kept,) = run.glob(f"{name}-*.jsonl")
+        assert kept.read_text() == text
 
-    start_metrics_file(recipe_in(tmp_path))  # nothing to keep
-    assert len(list(metrics.parent.glob("metrics*"))) == 1
+    start_run_files(recipe_in(tmp_path))  # nothing to keep
+    assert len(list(run.glob("*"))) == 2
 
 
 def test_the_transformers_rollout_actor_is_refused_on_gpu(tmp_path):

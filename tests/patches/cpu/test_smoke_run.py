@@ -2,7 +2,8 @@
 
 One run, killed in the middle of a step after two checkpointed steps, then resumed with
 ``--resume``. Its reward has a component that raises on every sample whose answer is "red"
-(:mod:`flaky_reward`), so errors are counted while training goes on.
+(:mod:`flaky_reward`), so errors are counted while training goes on. Every sample is logged to
+``samples.jsonl``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ TRAIN_METRICS = (
 )
 
 
+SAMPLES_PER_STEP = 8 * 16
+"""Every sample of a step: 8 prompts x 16 samples (recipes/smoke-cpu.yaml)."""
+
+
 def run_settings(run_dir: Path) -> dict:
     """The ``--set`` items of the shortened run."""
     reward = (
@@ -55,6 +60,7 @@ def run_settings(run_dir: Path) -> dict:
         # The filter stays on (scores flow to OpenRLHF's dynamic filtering) but keeps every group,
         # so that the run has a known number of steps: 48 prompts / 8 per step.
         "plugin.accuracy_filter": "[0.0, 1.0]",
+        "plugin.log_samples": SAMPLES_PER_STEP,
     }
 
 
@@ -132,9 +138,62 @@ def test_metrics_cover_reward_loss_and_time_by_phase(killed_and_resumed):
         assert not missing, missing
         assert 0.0 <= metrics["accuracy"] <= 1.0
         assert metrics["response_length"] == 1.0
-    evals = [line["metrics"] for line in lines if line["kind"] == "eval"]
-    assert evals and all("eval_default_pass1" in metrics for metrics in evals)
+        assert metrics["filter/kept"] == 8 and metrics["filter/dropped_low"] == metrics["filter/dropped_high"] == 0
     assert list((run_dir / "tensorboard").rglob("events.out.tfevents*"))
+
+
+def test_eval_accuracy_is_logged_per_colour_and_over_all(killed_and_resumed):
+    run_dir, *_ = killed_and_resumed
+    evals = [line["metrics"] for line in read_lines(run_dir / "metrics.jsonl") if line["kind"] == "eval"]
+    assert evals
+    for metrics in evals:
+        # 8 held-out images, 2 per colour: pass@1 of a colour is 0, 0.5 or 1
+        per_colour = [metrics[f"eval_{colour}_pass1"] for colour in ("red", "green", "blue", "yellow")]
+        assert all(value in (0.0, 0.5, 1.0) for value in per_colour)
+        assert metrics["eval_all_pass1"] == pytest.approx(sum(per_colour) / 4)
+
+
+def test_samples_log_every_sample_with_its_rewards_advantage_and_error(killed_and_resumed):
+    run_dir, *_ = killed_and_resumed
+    from mm_eureka_plugin.samples import FIELDS, read_samples
+
+    train = {line["step"]: line["metrics"] for line in read_lines(run_dir / "metrics.jsonl") if line["kind"] == "train"}
+    rows = read_samples(run_dir)
+    by_step: dict[int, list] = {}
+    for row in rows:
+        assert list(row) == list(FIELDS)
+        by_step.setdefault(row["step"], []).append(row)
+    assert sorted(by_step) == sorted(train)
+    for step, step_rows in by_step.items():
+        assert len(step_rows) % SAMPLES_PER_STEP == 0  # a step killed after its samples is logged again
+        last = step_rows[-SAMPLES_PER_STEP:]
+        rewards = [row["reward"] for row in last]
+        assert sum(rewards) / len(rewards) == pytest.approx(train[step]["rollout/reward_mean"], abs=1e-6)
+        accuracy = [row["rewards"].get("accuracy", 0.0) for row in last]
+        assert sum(accuracy) / len(accuracy) == pytest.approx(train[step]["accuracy"], abs=1e-6)
+        assert sum(row["advantage"] for row in last) == pytest.approx(0.0, abs=1e-3)  # group-centred
+        for row in last:
+            assert row["prompt_id"].startswith("train-") and row["images"][0].endswith(".png")
+            assert "What colour is the image?" in row["prompt"] and isinstance(row["response"], str)
+    failed = [row for row in rows if row["reward_error"]]
+    flaky = f"{FLAKY}:make_flaky_reward"
+    # the failing component scores 0 and is named; the others still count
+    assert failed and all(
+        row["reward_error"] == f"{flaky}: ValueError: flaky reward: cannot score red" for row in failed
+    )
+    assert all(row["rewards"][flaky] == 0.0 and row["reward"] == row["rewards"]["accuracy"] for row in failed)
+    assert all(row["rewards"]["flaky"] == 1.0 for row in rows if not row["reward_error"])
+
+
+def test_samples_command_prints_a_step_and_the_worst(killed_and_resumed):
+    run_dir, *_ = killed_and_resumed
+    cli = [sys.executable, "-m", "mm_eureka_plugin.cli", "samples", str(run_dir)]
+    last = subprocess.run([*cli, "--step", "2"], capture_output=True, text=True)
+    assert last.returncode == 0, last.stderr
+    assert last.stdout.count("--- step 2 |") >= SAMPLES_PER_STEP
+    worst = subprocess.run([*cli, "--worst", "--limit", "3"], capture_output=True, text=True)
+    assert worst.returncode == 0 and worst.stdout.count("--- step") == 3
+    assert "reward 0.000" in worst.stdout.split("\n")[0]
 
 
 def test_a_reward_that_raises_is_counted_and_training_goes_on(killed_and_resumed):
