@@ -10,15 +10,20 @@ reported and skipped rather than labelled from verdicts that mean nothing.
 - ``openai_compatible``: an LLM at an OpenAI-compatible ``/chat/completions`` endpoint the user
   runs (vLLM, SGLang, a hosted API) answers yes or no per response; each request has a timeout and
   is retried; an endpoint still failing after its retries raises :class:`JudgeUnavailable`.
+  Logs and errors name the endpoint without credentials (:func:`redact_url`) and never hold the
+  key or a reply's body; sending the key over plain ``http://`` to a host other than this machine
+  is warned about once.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit, urlunsplit
 
 from mm_eureka_plugin.rewards.accuracy import AccuracyReward
 from mm_eureka_plugin.rewards.types import RewardSample
@@ -28,6 +33,27 @@ logger = logging.getLogger(__name__)
 
 class JudgeUnavailable(RuntimeError):
     """The judge cannot give verdicts (its endpoint is down after every retry)."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` without a user name, password or query (where keys are often passed)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url``'s host is this machine (``localhost`` or a loopback address)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class MathVerifyJudge:
@@ -77,7 +103,10 @@ class OpenAICompatibleJudge:
             raise ValueError("timeout_s must be positive, retries and backoff_s at least 0, concurrency at least 1.")
         if "{gold}" not in prompt or "{response}" not in prompt:
             raise ValueError("prompt must contain {gold} and {response}.")
-        self.endpoint = url.rstrip("/") + "/chat/completions"
+        parts = urlsplit(url)  # a query (e.g. a key some gateways take there) stays after the path
+        self.endpoint = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/chat/completions"))
+        self.shown = redact_url(self.endpoint)  # the endpoint as logs and errors name it
+        self.warned_plain_http = False
         self.model = model
         self.api_key_env = api_key_env
         self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
@@ -96,7 +125,7 @@ class OpenAICompatibleJudge:
         if reply.startswith("yes"):
             return True
         if not reply.startswith("no"):
-            logger.warning("judge reply is neither yes nor no, counted as wrong: %r", reply[:200])
+            logger.warning("judge reply is neither yes nor no (%d characters), counted as wrong", len(reply))
         return False
 
     def _ask(self, content: str) -> str:
@@ -105,6 +134,14 @@ class OpenAICompatibleJudge:
         headers = {}
         if key := os.environ.get(self.api_key_env):
             headers["Authorization"] = f"Bearer {key}"
+            if self.endpoint.startswith("http://") and not is_loopback(self.endpoint) and not self.warned_plain_http:
+                self.warned_plain_http = True
+                logger.warning(
+                    "judge %s: the key in $%s is sent unencrypted (plain http:// to another machine); "
+                    "use https:// or a tunnel",
+                    self.shown,
+                    self.api_key_env,
+                )
         body = {"model": self.model, "messages": [{"role": "user", "content": content}], "temperature": 0.0}
         failure = ""
         for attempt in range(self.retries + 1):
@@ -114,7 +151,11 @@ class OpenAICompatibleJudge:
                 reply = requests.post(self.endpoint, json=body, headers=headers, timeout=self.timeout_s)
                 reply.raise_for_status()
                 return reply.json()["choices"][0]["message"]["content"] or ""
-            except (requests.RequestException, ValueError, KeyError, IndexError, TypeError) as exc:
-                failure = f"{type(exc).__name__}: {exc}"
-                logger.warning("judge %s, attempt %d of %d: %s", self.endpoint, attempt + 1, self.retries + 1, failure)
-        raise JudgeUnavailable(f"judge {self.endpoint} failed {self.retries + 1} times; last: {failure}")
+            except requests.HTTPError as exc:
+                failure = f"HTTPError: {exc.response.status_code} {exc.response.reason}"
+            except requests.RequestException as exc:  # their messages repeat the URL, credentials included
+                failure = f"{type(exc).__name__}: {str(exc).replace(self.endpoint, self.shown)}"
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                failure = f"not a chat-completions reply ({type(exc).__name__})"
+            logger.warning("judge %s, attempt %d of %d: %s", self.shown, attempt + 1, self.retries + 1, failure)
+        raise JudgeUnavailable(f"judge {self.shown} failed {self.retries + 1} times; last: {failure}")

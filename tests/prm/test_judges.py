@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -89,3 +90,54 @@ def test_a_judge_endpoint_that_stays_down_raises_after_its_retries(endpoint):
 def test_bad_judge_settings_are_refused(params, message):
     with pytest.raises(ValueError, match=message):
         resolve("judge", "openai_compatible", **{"url": "http://x/v1", "model": "m", **params})
+
+
+def test_urls_are_logged_without_credentials():
+    from mm_eureka_plugin.prm.judges import is_loopback, redact_url
+
+    assert (
+        redact_url("https://user:s3cret@api.example.com:8443/v1/chat?api_key=k")
+        == "https://api.example.com:8443/v1/chat"
+    )
+    assert redact_url("http://[::1]:8000/v1") == "http://[::1]:8000/v1"
+    assert is_loopback("http://localhost:8000") and is_loopback("http://127.0.0.2/v1") and is_loopback("http://[::1]/")
+    assert not is_loopback("http://10.0.0.5:8000/v1") and not is_loopback("http://judge.internal/v1")
+
+
+def test_a_failing_endpoint_is_logged_without_its_credentials_or_reply(endpoint, caplog):
+    Endpoint.fail_first = 100
+    secret_url = endpoint.replace("http://", "http://user:s3cret@") + "?api_key=k3y"
+    judge = resolve("judge", "openai_compatible", url=secret_url, model="m", retries=1, backoff_s=0.01)
+    with caplog.at_level(logging.WARNING), pytest.raises(JudgeUnavailable) as failed:
+        judge(["it is 7"], "7")
+    text = caplog.text + str(failed.value)
+    assert "HTTPError: 500" in text and f"{endpoint}/chat/completions" in text
+    assert "s3cret" not in text and "k3y" not in text and "user" not in text
+
+
+def test_a_key_sent_over_plain_http_to_another_machine_is_warned_once(monkeypatch, caplog):
+    import requests
+
+    monkeypatch.setenv("MY_JUDGE_KEY", "sk-secret")
+    monkeypatch.setattr(requests, "post", lambda *a, **k: (_ for _ in ()).throw(requests.ConnectionError("down")))
+    remote = resolve(
+        "judge",
+        "openai_compatible",
+        url="http://10.1.2.3:8000/v1",
+        model="m",
+        retries=1,
+        backoff_s=0.0,
+        api_key_env="MY_JUDGE_KEY",
+        concurrency=1,
+    )
+    with caplog.at_level(logging.WARNING), pytest.raises(JudgeUnavailable):
+        remote(["a", "b"], "7")
+    assert caplog.text.count("the key in $MY_JUDGE_KEY is sent unencrypted") == 1
+    assert "sk-secret" not in caplog.text
+    caplog.clear()
+    local = resolve(
+        "judge", "openai_compatible", url="http://127.0.0.1:9/v1", model="m", retries=0, api_key_env="MY_JUDGE_KEY"
+    )
+    with caplog.at_level(logging.WARNING), pytest.raises(JudgeUnavailable):
+        local(["a"], "7")
+    assert "unencrypted" not in caplog.text
