@@ -98,3 +98,79 @@ class Judge(Protocol):
 
     def check_gold(self, gold: str) -> str | None:
         """Why problems with the gold answer ``gold`` cannot be judged; None when they can."""
+
+
+PROTOCOLS: dict[str, type] = {
+    "reward": Reward,
+    "policy_loss": PolicyLoss,
+    "advantage_weight": AdvantageWeight,
+    "data_format": DataFormat,
+    "step_splitter": StepSplitter,
+    "prm_aggregator": PRMAggregator,
+    "judge": Judge,
+}
+"""Component kind -> its Protocol."""
+
+
+def contract_problem(kind: str, component: object) -> str | None:
+    """Why ``component`` (what a factory of ``kind`` returned) is not one, or None when it is.
+
+    Beyond the Protocol's methods, the kinds that are pure functions of small inputs are called on
+    one: a ``policy_loss`` must return a scalar tensor that depends on ``log_probs`` and a mapping
+    of metrics, an ``advantage_weight`` weights of the rewards' shape, a ``step_splitter`` a list,
+    a ``prm_aggregator`` a number. Rewards and judges are not called (they may need a server).
+    """
+    protocol = PROTOCOLS[kind]
+    if not isinstance(component, protocol):
+        methods = ", ".join(name for name in vars(protocol) if name == "__call__" or not name.startswith("_"))
+        return f"it returned a {type(component).__name__}, which lacks the {kind} methods ({methods})"
+    probe = _PROBES.get(kind)
+    if probe is None:
+        return None
+    try:
+        return probe(component)
+    except Exception as exc:
+        return f"calling it on a probe input raised {type(exc).__name__}: {exc}"
+
+
+def _probe_policy_loss(loss: PolicyLoss) -> str | None:
+    import torch
+
+    log_probs = torch.full((2, 3), -1.0, requires_grad=True)
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    out = loss(log_probs, log_probs.detach() - 0.1, torch.tensor([[1.0] * 3, [-1.0] * 3]), mask)
+    if not (isinstance(out, tuple) and len(out) == 2):
+        return f"it returned {type(out).__name__}, not (loss, metrics)"
+    value, metrics = out
+    if not (isinstance(value, torch.Tensor) and value.numel() == 1 and value.requires_grad):
+        return "its loss is not a one-element tensor that depends on log_probs"
+    if not isinstance(metrics, Mapping):
+        return f"its metrics are a {type(metrics).__name__}, not a mapping of names to numbers"
+    return None
+
+
+def _probe_advantage_weight(weight: AdvantageWeight) -> str | None:
+    import torch
+
+    rewards = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    shape = tuple(torch.as_tensor(weight(rewards)).shape)
+    return None if shape == (2, 3) else f"for rewards of shape (2, 3) it returned weights of shape {shape}"
+
+
+def _probe_step_splitter(splitter: StepSplitter) -> str | None:
+    steps = splitter("Step 1: 2 + 3 = 5.\n\nStep 2: so the answer is 5.")
+    return None if isinstance(steps, list) else f"it returned a {type(steps).__name__}, not a list of steps"
+
+
+def _probe_prm_aggregator(aggregate: PRMAggregator) -> str | None:
+    value = aggregate([0.5, 0.9])
+    number = isinstance(value, (int, float)) or (hasattr(value, "item") and getattr(value, "ndim", 1) == 0)
+    return None if number else f"for scores [0.5, 0.9] it returned a {type(value).__name__}, not a number"
+
+
+_PROBES = {
+    "policy_loss": _probe_policy_loss,
+    "advantage_weight": _probe_advantage_weight,
+    "step_splitter": _probe_step_splitter,
+    "prm_aggregator": _probe_prm_aggregator,
+}

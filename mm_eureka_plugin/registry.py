@@ -4,6 +4,12 @@ A component is named either by its registered name (``cpgd``) or by a reference 
 ``pkg.module:attr`` (an importable module) or ``path/to/file.py:attr`` (a file, relative to the
 current directory unless absolute). Built-in components come through the project's own entry
 point, exactly like a third party's.
+
+Loading a reference imports its module, which runs that module's code, and building a component
+calls its factory: a recipe that names code runs it, ``--dry-run`` too (as Hydra's ``_target_``
+and torchtune's ``_component_`` do). References into Python's standard library and builtins are
+refused, and what a factory returns is checked against its kind's contract
+(:func:`mm_eureka_plugin.contracts.contract_problem`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 import pluggy
 
 from mm_eureka_plugin import PROJECT_NAME, hookspecs
+from mm_eureka_plugin.contracts import contract_problem
 from mm_eureka_plugin.errors import UserError
 from mm_eureka_plugin.hookspecs import KIND_HOOKS
 
@@ -149,6 +156,11 @@ def load_reference(ref: str) -> Callable[..., Any]:
         raise ComponentError(f"reference '{ref}' must look like 'pkg.module:attr' or './file.py:attr'.")
     if target.endswith(".py"):
         module = _load_file(ref, Path(target))
+    elif target.partition(".")[0] in sys.stdlib_module_names or target == "builtins":
+        raise ComponentError(
+            f"reference '{ref}' names Python's standard library, not a component. A reference names "
+            "your own factory: 'my_pkg.module:make_x' or './my_file.py:make_x'."
+        )
     else:
         try:
             module = importlib.import_module(target)
@@ -273,6 +285,13 @@ def resolve(kind: str, ref: str, **params: Any) -> Any:
     component = registry().get(kind, ref)
     check_params(component.factory, params, f"{component.kind} '{component.name}'")
     try:
-        return component.factory(**params)
+        built = component.factory(**params)
     except (TypeError, ValueError) as exc:
         raise ComponentError(f"{kind} '{ref}': {exc}") from exc
+    problem = contract_problem(kind, built)
+    if problem is not None:
+        raise ComponentError(
+            f"{kind} '{ref}' is not a {kind}: {problem}. See the {kind} contract in the README "
+            "(Write your own component)."
+        )
+    return built

@@ -15,7 +15,7 @@ from mm_eureka_plugin import hookimpl
 def make_scaled_loss(scale: float = 1.0):
     """Sum of log-probs times advantages, scaled (a third-party test loss)."""
     def loss(log_probs, old_log_probs, advantages, action_mask, *, num_tokens=None):
-        return -(scale * log_probs * advantages.unsqueeze(-1) * action_mask).sum(), {}
+        return -(scale * log_probs * advantages * action_mask).sum(), {}
     return loss
 
 
@@ -119,3 +119,40 @@ def test_unknown_names_kinds_and_parameters_list_the_valid_ones(fresh_registry):
         registry.resolve("policy_loss", "cpgd", eps=0.2)
     with pytest.raises(registry.ComponentError, match="'drift_coef' of policy_loss 'cpgd' must be float"):
         registry.resolve("policy_loss", "cpgd", drift_coef="0.01")
+
+
+@pytest.mark.parametrize("ref", ["subprocess:getoutput", "os.path:join", "builtins:eval", "json:loads"])
+def test_references_into_the_standard_library_are_refused_before_import(fresh_registry, ref):
+    with pytest.raises(registry.ComponentError, match="names Python's standard library, not a component"):
+        registry.resolve("reward", ref, cmd="touch /tmp/should-not-exist")
+
+
+@pytest.mark.parametrize(
+    ("kind", "source", "problem"),
+    [
+        ("reward", "def make():\n    return 'not a reward'\n", "returned a str, which lacks the reward methods"),
+        ("data_format", "def make():\n    return lambda path: []\n", "lacks the data_format methods \\(read\\)"),
+        (
+            "policy_loss",
+            "import torch\ndef make():\n    return lambda lp, old, adv, mask, num_tokens=None: (torch.tensor(0.0), {})\n",
+            "its loss is not a one-element tensor that depends on log_probs",
+        ),
+        (
+            "policy_loss",
+            "def make():\n    return lambda lp, old, adv, mask, num_tokens=None: lp.sum()\n",
+            "it returned Tensor, not \\(loss, metrics\\)",
+        ),
+        (
+            "advantage_weight",
+            "import torch\ndef make():\n    return lambda r: torch.ones(3)\n",
+            "for rewards of shape \\(2, 3\\) it returned weights of shape \\(3,\\)",
+        ),
+        ("prm_aggregator", "def make():\n    return lambda scores: 'high'\n", "returned a str, not a number"),
+        ("step_splitter", "def make():\n    return lambda text: 1 / 0\n", "raised ZeroDivisionError"),
+    ],
+)
+def test_what_a_factory_returns_must_keep_its_kinds_contract(fresh_registry, tmp_path, kind, source, problem):
+    script = tmp_path / "mine.py"
+    script.write_text(source)
+    with pytest.raises(registry.ComponentError, match=f"{kind} '.*mine.py:make' is not a {kind}: .*{problem}"):
+        registry.resolve(kind, f"{script}:make")

@@ -33,7 +33,7 @@ def test_every_problem_gets_a_tree_and_a_rerun_resumes_it_identically(task, tmp_
     code, printed = annotate(task.train, task, out, capsys)
     assert code == 0, printed.err
     rows = trees(out)
-    assert [row["id"] for row in rows] == [str(i) for i in range(1, 9)] and [r["row"] for r in rows] == list(
+    assert [row["id"] for row in rows] == [f"train-{i:05d}" for i in range(8)] and [r["row"] for r in rows] == list(
         range(1, 9)
     )
     searched = [row for row in rows if row["searches"]]
@@ -80,11 +80,11 @@ def test_a_problem_whose_gold_the_judge_cannot_parse_is_reported_and_skipped(tas
     assert code == 0, printed.err
     first, second = trees(tmp_path / "t.jsonl")
     assert "nodes" in first and second == {
-        "id": "2",
+        "id": "train-00001",
         "row": 2,
         "skipped": "math-verify cannot parse the gold answer '\\\\frac{'",
     }
-    assert "problem 2 (row 2) skipped: math-verify cannot parse" in caplog.text
+    assert "problem train-00001 (row 2) skipped: math-verify cannot parse" in caplog.text
     assert "skipped 1" in printed.out
 
 
