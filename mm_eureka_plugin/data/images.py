@@ -198,10 +198,40 @@ def _pil_errors() -> Iterator[None]:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
+    """``image`` as 8-bit RGB: integer and float modes scaled (:func:`_to_8bit`, where PIL's
+    ``convert`` would clip a 16-bit image to white), transparency composited on white, the other
+    modes (P, L, 1, CMYK, YCbCr, ...) converted by PIL."""
     if image.mode == "RGB":
         return image
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+    if image.mode.startswith("I") or image.mode == "F":
+        return _to_8bit(image).convert("RGB")
+    if image.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """A one-channel integer or float image (modes ``I;16*``, ``I``, ``F``) as 8-bit ``L``.
+
+    ``I;16*`` is 16-bit: 0..65535 maps to 0..255. ``I`` and ``F`` do not say their range, so the
+    values decide: all in 0..255 are kept, ``F`` values all in [0, 1] are scaled by 255, ``I``
+    values all in 0..65535 are taken as 16-bit, and anything else is stretched from its minimum
+    to its maximum. Non-finite values count as 0.
+    """
+    import numpy as np
+
+    values = np.nan_to_num(np.asarray(image).astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if image.mode.startswith("I;16"):
+        scaled = values / 257.0
+    elif image.mode == "F" and 0.0 <= low and high <= 1.0:
+        scaled = values * 255.0
+    elif 0.0 <= low and high <= 255.0:
+        scaled = values
+    elif image.mode == "I" and 0.0 <= low and high <= 65535.0:
+        scaled = values / 257.0
+    else:
+        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")

@@ -6,6 +6,7 @@ import base64
 import io
 import time
 
+import numpy as np
 import pytest
 from PIL import Image, ImageFile
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
@@ -98,6 +99,51 @@ def test_transparency_is_composited_on_white_and_other_modes_become_rgb():
     assert load_image(encoded(palette)).getpixel((0, 0)) == (255, 255, 255)
     assert load_image(encoded(Image.new("L", (3, 3), 200))).getpixel((0, 0)) == (200, 200, 200)
     assert load_image(Image.new("CMYK", (3, 3))).mode == "RGB"
+
+
+def from_values(mode: str, values: list[list[float]], dtype: str) -> Image.Image:
+    array = np.array(values, dtype=dtype)
+    return Image.frombytes(mode, (array.shape[1], array.shape[0]), array.tobytes())
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        # 16-bit grayscale, each byte order: 0..65535 -> 0..255 (PIL's convert clips to 0/255)
+        (from_values("I;16", [[0, 1000, 32768, 65535]], "<u2"), [0, 4, 128, 255]),
+        (from_values("I;16L", [[0, 1000, 32768, 65535]], "<u2"), [0, 4, 128, 255]),
+        (from_values("I;16B", [[0, 1000, 32768, 65535]], ">u2"), [0, 4, 128, 255]),
+        # 32-bit integers: 16-bit values, 8-bit values, and any other range stretched
+        (from_values("I", [[0, 1000, 32768, 65535]], "<i4"), [0, 4, 128, 255]),
+        (from_values("I", [[0, 10, 128, 255]], "<i4"), [0, 10, 128, 255]),
+        (from_values("I", [[-100, 0, 100, 100]], "<i4"), [0, 127, 255, 255]),
+        # floats: [0, 1] scaled, 0..255 kept, a NaN counts as 0
+        (from_values("F", [[0.0, 0.25, 0.5, 1.0]], "<f4"), [0, 64, 128, 255]),
+        (from_values("F", [[0.0, 2.0, 128.0, float("nan")]], "<f4"), [0, 2, 128, 0]),
+        # one bit, CMYK (pure cyan; pure black), YCbCr (mid grey)
+        (Image.frombytes("1", (4, 1), bytes([0b10100000])), [255, 0, 255, 0]),
+        (Image.new("CMYK", (1, 1), (255, 0, 0, 0)), [0]),
+        (Image.new("CMYK", (1, 1), (0, 0, 0, 255)), [0]),
+        (Image.new("YCbCr", (1, 1), (128, 128, 128)), [128]),
+    ],
+)
+def test_every_pil_mode_becomes_8_bit_rgb_with_its_values_scaled(image, expected):
+    files = {"I;16": "PNG", "1": "PNG", "CMYK": "TIFF"}  # as read from a file where a format holds the mode
+    loaded = load_image(encoded(image, files[image.mode]) if image.mode in files else image)
+    assert loaded.mode == "RGB"
+    red = np.asarray(loaded)[0, :, 0].tolist()
+    assert red == expected
+
+
+def test_a_16_bit_png_keeps_its_greys():
+    grey = from_values("I;16", [[16384] * 4] * 4, "<u2")
+    loaded = load_image(encoded(grey))
+    assert np.asarray(loaded).tolist() == [[[64, 64, 64]] * 4] * 4  # not white
+    alpha = Image.new("LA", (2, 1), (0, 0))
+    alpha.putpixel((0, 0), (0, 255))
+    assert [load_image(encoded(alpha)).getpixel((x, 0)) for x in (0, 1)] == [(0, 0, 0), (255, 255, 255)]
+    cyan = np.asarray(load_image(encoded(Image.new("CMYK", (1, 1), (255, 0, 0, 0)), "TIFF")))[0, 0].tolist()
+    assert cyan == [0, 255, 255]
 
 
 @pytest.fixture
