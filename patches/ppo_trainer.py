@@ -8,7 +8,7 @@ maker gave them.
 ``compute_eval_metrics`` groups evaluation samples by the ``datasource`` of their eval row, which
 OpenRLHF finds by prompt text alone: rows with the same question and different images (the
 synthetic task's colours, ``datasource`` per colour) all got the last row's source. The patched
-function finds the row by prompt and images, and with more than one source adds
+function finds the row by prompt, images and label, and with more than one source adds
 ``eval_all_pass1``, pass@1 over every row.
 
 ``BasePPOTrainer.save_logs_and_checkpoints`` (after each training step; with dynamic filtering
@@ -82,23 +82,23 @@ def sample_rows(rollout_samples: list, experiences: list, step: int, count: int,
     return rows
 
 
-def row_key(prompt: str, images) -> str:
-    """One string for an eval row's prompt and images (OpenRLHF's image references: paths)."""
-    return json.dumps([prompt, images], default=str)
+def row_key(prompt: str, images, label) -> str:
+    """One string for an eval row's prompt, images (OpenRLHF's image references: paths) and label."""
+    return json.dumps([prompt, images, label], default=str)
 
 
 def eval_metrics_by_row(compute_eval_metrics):
-    """``compute_eval_metrics`` that finds each sample's datasource by its prompt and images."""
+    """``compute_eval_metrics`` that finds each sample's datasource by its prompt, images and label."""
 
     @functools.wraps(compute_eval_metrics)
     def by_row(eval_dataloader, samples_list, n_samples_per_prompt):
         rows = [
-            (datasources, [row_key(p, i) for p, i in zip(prompts, images)], labels, images)
+            (datasources, [row_key(*row) for row in zip(prompts, images, labels)], labels, images)
             for datasources, prompts, labels, images in eval_dataloader
         ]
         samples = [
             SimpleNamespace(
-                prompts=[row_key(p, i) for p, i in zip(s.prompts, s.images)],
+                prompts=[row_key(*row) for row in zip(s.prompts, s.images, s.labels)],
                 rewards=s.rewards,
                 response_length=s.response_length,
                 truncated=s.truncated,

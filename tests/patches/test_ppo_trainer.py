@@ -64,6 +64,20 @@ def test_eval_accuracy_is_per_datasource_when_prompts_repeat_with_other_images(p
     assert "eval_red_pass1" not in upstream and upstream["eval_blue_pass1"] == 0.5
 
 
+def test_rows_with_one_image_are_told_apart_by_their_labels(plugin_env):
+    plugin_env({})
+    from openrlhf.trainer import ppo_trainer
+
+    # The blank control: every row shows the same grey image; the label says which colour it is.
+    rows = [(["red", "blue"], ["What colour?"] * 2, ["red-0", "blue-1"], [["grey.png"], ["grey.png"]])]
+    samples = [
+        experience("What colour?", "blue-1", 1.0, ["grey.png"]),
+        experience("What colour?", "red-0", 0.0, ["grey.png"]),
+    ]
+    logs = ppo_trainer.compute_eval_metrics(rows, samples, 1)
+    assert logs["eval_red_pass1"] == 0.0 and logs["eval_blue_pass1"] == 1.0 and logs["eval_all_pass1"] == 0.5
+
+
 def test_one_datasource_gets_no_extra_overall_metric(plugin_env):
     plugin_env({})
     from openrlhf.trainer import ppo_trainer
