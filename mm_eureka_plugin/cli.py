@@ -100,9 +100,15 @@ def cmd_reward_score(args: argparse.Namespace) -> int:
     from mm_eureka_plugin.rewards import score_file
 
     names = [name.strip() for name in args.reward.split(",") if name.strip()]
+    unscored = 0
     for row in score_file(args.file, names):
         print(json.dumps(row, ensure_ascii=False), flush=True)
-    return 0
+        if "row" in row:
+            unscored += 1
+            print(f"mm-eureka: {row['error']}", file=sys.stderr)
+    if unscored:
+        print(f"mm-eureka: {unscored} row(s) could not be scored (their lines say why)", file=sys.stderr)
+    return 1 if unscored else 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

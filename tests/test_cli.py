@@ -165,9 +165,11 @@ def test_reward_score_prints_one_json_object_per_row(tmp_path, capsys):
         {"id": "a", "reward": 2.0, "accuracy": 1.0, "format": 1.0},
         {"id": "b", "reward": 0.0, "accuracy": 0.0, "format": 0.0},
     ]
-    path.write_text('{"response": "x"}\n')
-    assert main(["reward", "score", str(path), "--reward", "accuracy"]) == 2
-    assert f"{path}, row 1" in capsys.readouterr().err
+    path.write_text('{"response": "x"}\n{"response": "<answer>4</answer>", "answer": "4"}\n')
+    assert main(["reward", "score", str(path), "--reward", "accuracy"]) == 1
+    printed = capsys.readouterr()
+    assert f"{path}, row 1: missing 'answer'" in printed.err and "1 row(s) could not be scored" in printed.err
+    assert json.loads(printed.out.splitlines()[1]) == {"reward": 1.0, "accuracy": 1.0}
 
 
 def help_text(argv, capsys):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -29,7 +30,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from mm_eureka_plugin.contracts import DataFormat
-from mm_eureka_plugin.data.formats import is_parquet
+from mm_eureka_plugin.data.formats import has_text, is_parquet, json_lines
 from mm_eureka_plugin.data.images import (
     MAX_IMAGE_BYTES,
     MAX_IMAGE_PIXELS,
@@ -41,6 +42,8 @@ from mm_eureka_plugin.data.images import (
 )
 from mm_eureka_plugin.data.records import LABEL_COLUMN, BadRow, DataError, PromptRecord, encode_label
 
+logger = logging.getLogger(__name__)
+
 FORMAT_COLUMNS = {"message": "mmk12", "prompt": "openrlhf", "question": "mmk12-parquet"}
 """A column that identifies a format, in the order :func:`detect_format` looks for them."""
 MAX_LISTED_ROWS = 20
@@ -50,7 +53,8 @@ MAX_LISTED_ROWS = 20
 @dataclass
 class DataReport:
     """What :func:`check_file` or :func:`convert_file` found: rows read, bad rows (skipped when
-    converting with ``on_bad_row="skip"``), and rows written to ``output``."""
+    converting with ``on_bad_row="skip"``), rows written to ``output``, and the ids that more than
+    one usable row has (id -> row numbers; warned about, not refused: ``mm-eureka eval`` refuses them)."""
 
     path: Path
     format: str
@@ -58,6 +62,7 @@ class DataReport:
     bad: list[BadRow] = field(default_factory=list)
     written: int = 0
     output: Path | None = None
+    repeated_ids: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -78,6 +83,8 @@ def detect_format(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file.")
+    if not is_parquet(path) and not has_text(path):
+        raise DataError(f"{path}: no rows (the file is empty or holds only blank lines). Check the path.")
     columns: list[str] = []
     try:
         if is_parquet(path):
@@ -85,8 +92,7 @@ def detect_format(path: str | Path) -> str:
 
             columns = pq.read_schema(path).names
         else:
-            with path.open(encoding="utf-8") as lines:
-                row = json.loads(next((line for line in lines if line.strip()), "{}"))
+            row = json.loads(next((line for _, line in json_lines(path) if line.strip()), "{}"))
             columns = list(row) if isinstance(row, dict) else []
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot read its columns: {exc}") from None
@@ -208,6 +214,7 @@ def _usable_rows(
     items = tqdm(
         reader.read(report.path), desc=f"{verb} {report.path.name}", unit="row", total=total, disable=not progress
     )
+    rows_by_id: dict[str, list[int]] = {}
     for item in items:
         report.total += 1
         if isinstance(item, BadRow):
@@ -218,7 +225,23 @@ def _usable_rows(
         except ImageError as exc:
             report.bad.append(BadRow(item.row, str(exc), _record_id(item)))
             continue
+        if (row_id := _record_id(item)) is not None:
+            rows_by_id.setdefault(row_id, []).append(item.row)
         yield item, images
+    report.repeated_ids = {row_id: rows for row_id, rows in rows_by_id.items() if len(rows) > 1}
+    if report.repeated_ids:
+        shown = "; ".join(
+            f"{row_id!r}: rows {', '.join(map(str, rows))}" for row_id, rows in list(report.repeated_ids.items())[:5]
+        )
+        more = f" and {len(report.repeated_ids) - 5} more" if len(report.repeated_ids) > 5 else ""
+        logger.warning(
+            "%s: %d id(s) are on more than one row (%s%s); give each row its own id "
+            "(mm-eureka eval refuses repeated ids)",
+            report.path,
+            len(report.repeated_ids),
+            shown,
+            more,
+        )
 
 
 def load_record_images(

@@ -46,6 +46,8 @@ def read_rows(path: str | Path) -> Iterator[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file.")
+    if not is_parquet(path) and not has_text(path):
+        raise DataError(f"{path}: no rows (the file is empty or holds only blank lines). Check the path.")
     builder, options = ("parquet", {}) if is_parquet(path) else ("json", {"parse_agent_traces": False})
     with tempfile.TemporaryDirectory(prefix="mm-eureka-datasets-") as cache_dir:
         try:
@@ -67,18 +69,42 @@ def read_rows(path: str | Path) -> Iterator[dict[str, Any]]:
             raise DataError(f"{path}: cannot read it as {kind}: {type(exc).__name__}: {exc}") from exc
 
 
-def _first_bad_json_line(path: Path) -> str | None:
-    """Which line of a JSON-lines file is not a JSON object, and why (None if every line is one)."""
-    with path.open(encoding="utf-8", errors="replace") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
+def has_text(path: Path) -> bool:
+    """Whether the text file ``path`` has a line that is not blank (a UTF-8 BOM is blank)."""
+    with path.open("rb") as lines:
+        return any(line.strip().removeprefix(BOM).strip() for line in lines)
+
+
+BOM = b"\xef\xbb\xbf"
+"""The UTF-8 byte order mark some editors put at the start of a file; read as nothing."""
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(number, text)`` of each line of ``path`` (from 1), decoded as UTF-8 (a leading BOM
+    dropped); :class:`DataError` names the first line that is not UTF-8 and where in it."""
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
             try:
-                value = json.loads(line)
-            except ValueError as exc:
-                return f"line {number} is not valid JSON ({exc})"
-            if not isinstance(value, dict):
-                return f"line {number} is a JSON {type(value).__name__}, not an object"
+                yield number, (raw.removeprefix(BOM) if number == 1 else raw).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"{path}: line {number} is not UTF-8 text (byte 0x{raw[exc.start]:02x}, byte "
+                    f"{exc.start + 1} of the line). Save the file as UTF-8."
+                ) from None
+
+
+def _first_bad_json_line(path: Path) -> str | None:
+    """Which line of a JSON-lines file is not a JSON object, and why (None if every line is one);
+    :class:`DataError` for a line that is not UTF-8."""
+    for number, line in json_lines(path):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            return f"line {number} is not valid JSON ({exc})"
+        if not isinstance(value, dict):
+            return f"line {number} is a JSON {type(value).__name__}, not an object"
     return None
 
 

@@ -148,6 +148,8 @@ def _read_bytes(ref: Any, max_image_bytes: int) -> bytes:
         return path.read_bytes()
     if is_base64(ref):
         return _b64decode(ref, max_image_bytes)
+    if path.is_dir():
+        raise ImageError(f"image path is a directory, not an image file: {path}")
     raise ImageError(f"image file not found: {path}")
 
 

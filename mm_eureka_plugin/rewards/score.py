@@ -28,9 +28,10 @@ def score_file(path: str | Path, reward_names: list[str], *, max_images: int = 1
     loaded with :func:`mm_eureka_plugin.data.images.load_image` and its size limits), ``metadata``
     (object) and ``id``. Blank lines are skipped. Yields, per row in order, ``{"id"?, "reward",
     <component>: value, ..., "error"?}``: ``reward`` sums the rewards; ``id`` is the row's (or
-    its metadata's) id, if any; ``error`` only when a reward failed on it. Raises
-    :class:`ScoreFileError` for a missing file or a bad row (invalid JSON, missing or mistyped
-    field, unreadable image), naming the file and line.
+    its metadata's) id, if any; ``error`` only when a reward failed on it. A row that cannot be
+    scored (not UTF-8, invalid JSON, a missing or mistyped field, an unreadable image) yields
+    ``{"row": N, "error": "<file>, row N: <reason>"}`` and the others are still scored. Raises
+    :class:`ScoreFileError` for a missing file or no reward.
     """
     path = Path(path)
     if not path.is_file():
@@ -40,8 +41,12 @@ def score_file(path: str | Path, reward_names: list[str], *, max_images: int = 1
     reward = WeightedReward([{"name": name, "weight": 1.0} for name in reward_names])
     rows = _read_samples(path, max_images)
     while batch := list(islice(rows, BATCH_ROWS)):
-        results = reward([sample for _, sample in batch])
-        for (row_id, _), result in zip(batch, results):
+        results = iter(reward([sample for _, sample in batch if not isinstance(sample, ScoreFileError)]))
+        for row_id, sample in batch:
+            if isinstance(sample, ScoreFileError):
+                yield {"row": row_id, "error": str(sample)}
+                continue
+            result = next(results)
             out: dict[str, Any] = {} if row_id is None else {"id": row_id}
             out["reward"] = result.reward
             out.update(result.components)
@@ -50,11 +55,21 @@ def score_file(path: str | Path, reward_names: list[str], *, max_images: int = 1
             yield out
 
 
-def _read_samples(path: Path, max_images: int) -> Iterator[tuple[Any, RewardSample]]:
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                yield _sample(_json_row(path, number, line), path, number, max_images)
+def _read_samples(path: Path, max_images: int) -> Iterator[tuple[Any, RewardSample | ScoreFileError]]:
+    """Per non-blank line: (its id, its sample), or (its number, why it cannot be scored)."""
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                line = (raw.removeprefix(b"\xef\xbb\xbf") if number == 1 else raw).decode("utf-8")
+                if line.strip():
+                    yield _sample(_json_row(path, number, line), path, number, max_images)
+            except UnicodeDecodeError as exc:
+                yield (
+                    number,
+                    ScoreFileError(f"{path}, row {number}: not UTF-8 text (byte {exc.start + 1} of the line)."),
+                )
+            except ScoreFileError as exc:
+                yield number, exc
 
 
 def _json_row(path: Path, number: int, line: str) -> dict[str, Any]:

@@ -235,3 +235,49 @@ def test_openrlhf_prompt_dataset_gives_one_image_token_block_per_image(good_data
         assert grids == [[1, image.height // 14, image.width // 14] for image in pil_images]
         assert token_ids.count(pad_id) == sum(t * h * w for t, h, w in grids) // 4
         assert mm_inputs["pixel_values"].shape[0] == sum(t * h * w for t, h, w in grids)
+
+
+ROW = {"question": "What is 1 + 1?", "answer": "2", "image": [], "id": "a"}
+
+
+@pytest.mark.parametrize("content", [b"", b"\n  \n\n"])
+def test_a_file_without_rows_is_an_error_for_check_and_convert_alike(tmp_path, content):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(content)
+    for fmt in (None, "mmk12"):
+        with pytest.raises(DataError, match="no rows \\(the file is empty or holds only blank lines\\)"):
+            check_file(path, fmt)
+        with pytest.raises(DataError, match="no rows"):
+            convert_file(path, fmt, tmp_path / "out.jsonl")
+
+
+def test_a_line_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(json.dumps(ROW).encode() + b"\n" + b'{"question": "caf\xe9", "answer": "2"}\n')
+    for fmt in (None, "mmk12-parquet"):
+        with pytest.raises(DataError, match=r"line 2 is not UTF-8 text \(byte 0xe9, byte 18 of the line\)"):
+            check_file(path, fmt)
+
+
+def test_a_utf8_bom_is_read_with_or_without_a_format(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(ROW).encode() + b"\n")
+    assert detect_format(path) == "mmk12-parquet"
+    for fmt in (None, "mmk12-parquet"):
+        report = check_file(path, fmt)
+        assert report.ok and report.total == 1
+
+
+def test_repeated_ids_are_warned_about_with_their_rows(tmp_path, write_jsonl, caplog):
+    rows = [ROW, {**ROW, "id": "b"}, ROW, {**ROW, "id": "b"}, {**ROW, "id": "c"}]
+    path = write_jsonl(tmp_path / "rows.jsonl", rows)
+    report = check_file(path)
+    assert report.ok and report.repeated_ids == {"a": [1, 3], "b": [2, 4]}
+    assert "2 id(s) are on more than one row ('a': rows 1, 3; 'b': rows 2, 4)" in caplog.text
+
+
+def test_an_image_path_that_is_a_directory_says_so(tmp_path, write_jsonl):
+    (tmp_path / "pictures").mkdir()
+    path = write_jsonl(tmp_path / "rows.jsonl", [{**ROW, "image": ["pictures"]}])
+    report = check_file(path)
+    assert "image path is a directory, not an image file" in str(report.bad[0])

@@ -81,18 +81,29 @@ def test_a_failing_reward_is_reported_per_row(tmp_path):
         ),
     ],
 )
-def test_bad_rows_name_the_file_and_row(tmp_path, line, message):
-    path = write_rows(tmp_path / "rows.jsonl", ['{"response": "r", "answer": "a"}', line])
-    with pytest.raises(ScoreFileError, match=message) as error:
-        list(score_file(path, [FORMAT]))
-    assert str(path) in str(error.value)
-    assert isinstance(error.value, ValueError)
+def test_bad_rows_name_the_file_and_row_and_the_others_are_scored(tmp_path, line, message):
+    good = '{"response": "<think>t</think><answer>a</answer>", "answer": "a"}'
+    path = write_rows(tmp_path / "rows.jsonl", ['{"response": "r", "answer": "a"}', line, good])
+    first, bad, last = score_file(path, [FORMAT])
+    assert bad["row"] == 2 and bad["error"].startswith(f"{path}, row 2") and message in bad["error"]
+    assert first["reward"] == 0.0 and last["reward"] == 1.0
+
+
+def test_a_line_that_is_not_utf8_is_named_and_a_bom_is_read(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(
+        b'\xef\xbb\xbf{"response": "r", "answer": "a"}\n{"response": "caf\xe9", "answer": "a"}\n'
+        b'{"response": "<think>t</think><answer>a</answer>", "answer": "a"}\n'
+    )
+    first, bad, last = score_file(path, [FORMAT])
+    assert bad == {"row": 2, "error": f"{path}, row 2: not UTF-8 text (byte 18 of the line)."}
+    assert first["reward"] == 0.0 and last["reward"] == 1.0
 
 
 def test_too_many_images_are_refused(tmp_path):
     path = write_rows(tmp_path / "rows.jsonl", [{"response": "r", "answer": "a", "images": ["x.png"] * 3}])
-    with pytest.raises(ScoreFileError, match="3 images, more than max_images=2"):
-        list(score_file(path, [FORMAT], max_images=2))
+    [row] = score_file(path, [FORMAT], max_images=2)
+    assert "3 images, more than max_images=2" in row["error"]
 
 
 def test_a_missing_file_or_no_reward_is_an_error(tmp_path):
