@@ -443,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="The pynvml package is deprecated", category=FutureWarning)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="mm-eureka: %(message)s")
+    # bitsandbytes (imported by OpenRLHF and PEFT) warns at import that an optional 4-bit CPU
+    # kernel package is missing; the plugin never runs 4-bit ops, and a user reads it as an error.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     try:
         return args.func(args)
     except UserError as exc:

@@ -320,7 +320,7 @@ def apply_override(data: dict, override: str, source: str = "recipe") -> None:
     if not sep or not rest or section not in ("openrlhf", "plugin"):
         raise RecipeError(
             f"--set '{override}': write 'openrlhf.FLAG=VALUE' or 'plugin.KEY=VALUE' "
-            "(e.g. openrlhf.actor.learning_rate=1e-6, plugin.policy_loss.drift_coef=0.02)."
+            "(e.g. openrlhf.actor.adam.lr=1e-6, plugin.policy_loss.drift_coef=0.02)."
         )
     _, value = parse_key_value(override, "--set", RecipeError)
     target = data.setdefault(section, {})
@@ -330,8 +330,15 @@ def apply_override(data: dict, override: str, source: str = "recipe") -> None:
         target[rest] = value
         return
     *parents, leaf = rest.split(".")
+    if (parents or [leaf])[0] not in PLUGIN_KEYS:
+        raise RecipeError(
+            f"--set '{override}': the plugin section has no key '{(parents or [leaf])[0]}'. "
+            f"Valid keys: {', '.join(PLUGIN_KEYS)}."
+        )
     for depth, key in enumerate(parents):
         current = target.get(key)
+        if current is None:  # a section the recipe leaves out, e.g. plugin.prm.path=...
+            current = target[key] = {}
         if isinstance(current, str):
             current = target[key] = {"name": current}
         if not isinstance(current, dict):

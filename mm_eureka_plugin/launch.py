@@ -65,6 +65,19 @@ def converted_data_path(recipe: Recipe) -> Path:
     return cache_dir / f"{source.stem}-{digest}.jsonl"
 
 
+def check_data_path(recipe: Recipe) -> None:
+    """Refuse a ``plugin.data.path`` that is unset or not a file (a real run and ``--dry-run`` alike)."""
+    path = recipe.plugin.data.path
+    if path is None:
+        raise RecipeError(
+            f"{recipe.where}key 'plugin.data.path' is not set: point it at your training data "
+            "(e.g. --set plugin.data.path=/data/mmk12/train.jsonl)."
+        )
+    if not Path(path).is_file():
+        what = "a directory, not a data file" if Path(path).is_dir() else "no such file"
+        raise RecipeError(f"{recipe.where}key 'plugin.data.path': {what}: {path}.")
+
+
 def convert_data(recipe: Recipe) -> Path | None:
     """Convert ``plugin.data`` for OpenRLHF (once; reused while the source and settings are unchanged)
     and return the converted file (None without ``plugin.data``). Runs before Ray starts, so a bad
@@ -74,13 +87,7 @@ def convert_data(recipe: Recipe) -> Path | None:
     data = recipe.plugin.data
     if data is None:
         return None
-    if data.path is None:
-        raise RecipeError(
-            f"{recipe.where}key 'plugin.data.path' is not set: point it at your training data "
-            "(e.g. --set plugin.data.path=/data/mmk12/train.jsonl)."
-        )
-    if not Path(data.path).is_file():
-        raise RecipeError(f"{recipe.where}key 'plugin.data.path': no such file {data.path}.")
+    check_data_path(recipe)
     out = converted_data_path(recipe)
     if out.is_file():
         logger.info("using data converted earlier: %s", out)
@@ -119,9 +126,11 @@ def start_prm(config: PRMServerConfig, cpu: bool) -> Any:
 def dry_run(recipe: Recipe, args: argparse.Namespace, cpu: bool, cluster: list[float] | None) -> str:
     """What ``mm-eureka train --dry-run`` prints: the OpenRLHF command, the plugin config, and the
     placement of the run's GPU groups (on ``cluster``, GPUs per node, when given)."""
-    data = recipe.plugin.data
     converted = None
-    if data is not None and data.path is not None and Path(data.path).is_file():
+    data = recipe.plugin.data
+    # unset: the command shows a placeholder; a synthetic task's data is built at launch
+    if data is not None and data.path is not None and recipe.plugin.synthetic_task is None:
+        check_data_path(recipe)
         converted = str(converted_data_path(recipe))
     plugin = json.dumps(as_recipe(recipe.plugin), indent=2, sort_keys=True)
     placement = openrlhf_launch.placement(recipe, args, cpu, cluster)

@@ -206,3 +206,24 @@ def test_eval_and_prm_annotate_take_the_same_sampling_flags(capsys):
     sampling = sampling_config(parser.parse_args([*argv, "--backend", "transformers"]))
     assert (sampling.temperature, sampling.top_p, sampling.max_new_tokens, sampling.seed) == (1.0, 0.9, 1024, 0)
     assert (sampling.backend, sampling.batch_size) == ("transformers", 16)
+
+
+def test_dry_run_refuses_a_data_file_that_does_not_exist(tmp_path, capsys):
+    missing = tmp_path / "train.jsonl"
+    assert main(["train", str(CPGD_RECIPE), "--dry-run", "--set", f"plugin.data.path={missing}"]) == 2
+    assert f"key 'plugin.data.path': no such file: {missing}" in capsys.readouterr().err
+    assert main(["train", str(CPGD_RECIPE), "--dry-run", "--set", f"plugin.data.path={tmp_path}"]) == 2
+    assert "a directory, not a data file" in capsys.readouterr().err
+
+
+def test_third_party_import_noise_stays_off_the_first_screen():
+    # a fresh process: bitsandbytes warns once, when OpenRLHF first imports it
+    printed = subprocess.run(
+        [sys.executable, "-m", "mm_eureka_plugin.cli", "train", str(CPGD_RECIPE), "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.startswith("# OpenRLHF command")
+    assert "gemm_4bit" not in printed.stderr and "kernels" not in printed.stderr

@@ -127,8 +127,15 @@ def test_nested_overrides_reach_component_parameters(tmp_path):
     recipe = load_recipe(path, ["plugin.data.format.system_prompt=mm-eureka-7b", "plugin.reward.score_from=accuracy"])
     assert recipe.plugin.data.format.params == {"system_prompt": "mm-eureka-7b"}
     assert as_recipe(recipe.plugin.reward) == {"name": "weighted", "score_from": "accuracy"}
-    with pytest.raises(RecipeError, match="plugin.accuracy_filter has no mapping"):
+    with pytest.raises(RecipeError, match=r"'plugin.accuracy_filter' must be \[low, high\].*got \{'low': 0.2\}"):
         load_recipe(path, ["plugin.accuracy_filter.low=0.2"])
+    with pytest.raises(RecipeError, match="the plugin section has no key 'nothing'. Valid keys: data, reward"):
+        load_recipe(path, ["plugin.nothing.x=1"])
+    # a section the recipe leaves out is created, and then checked like one written in the recipe
+    with pytest.raises(RecipeError, match="unknown parameter 'sed' for key 'plugin.synthetic_task'"):
+        load_recipe(write(tmp_path, "plugin: {}\n"), ["plugin.synthetic_task.sed=1"])
+    task = load_recipe(write(tmp_path, "plugin: {}\n"), ["plugin.synthetic_task.seed=3"]).plugin.synthetic_task
+    assert task.seed == 3
 
 
 def test_a_synthetic_task_provides_the_model_and_the_data_under_the_output_dir(tmp_path):
