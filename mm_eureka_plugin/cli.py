@@ -9,7 +9,7 @@ import sys
 import warnings
 
 from mm_eureka_plugin.config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, load_recipe, parse_key_value
-from mm_eureka_plugin.errors import UserError
+from mm_eureka_plugin.errors import RunInterrupted, UserError
 from mm_eureka_plugin.eval.generate import BACKENDS, Policy, SamplingConfig
 from mm_eureka_plugin.eval.inputs import EvalError
 from mm_eureka_plugin.registry import KINDS, registry
@@ -451,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"mm-eureka: error: {exc}", file=sys.stderr)
         return 2
+    except RunInterrupted as exc:
+        print(f"mm-eureka: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -164,8 +164,7 @@ def plugin_flags(recipe: Recipe, prompt_dataset: str | None = None) -> dict[str,
     plugin = recipe.plugin
     # Absolute: Ray workers resolve a relative path in their own working directory. Per run:
     # OpenRLHF's default ckpt.path is shared by every run (--resume would load another's state).
-    checkpoints = Path(recipe.openrlhf.get("ckpt.path") or recipe.output_dir / CHECKPOINTS).expanduser()
-    flags: dict[str, Any] = {OUTPUT_DIR_FLAG: str(recipe.output_dir), "ckpt.path": str(checkpoints.resolve())}
+    flags: dict[str, Any] = {OUTPUT_DIR_FLAG: str(recipe.output_dir), "ckpt.path": str(checkpoint_dir(recipe))}
     if plugin.synthetic_task is not None:
         flags["actor.model_name_or_path"] = str(recipe.synthetic_task_dir / "model")
         flags["eval.dataset"] = str(recipe.synthetic_task_dir / "eval.jsonl")
@@ -187,6 +186,11 @@ def plugin_flags(recipe: Recipe, prompt_dataset: str | None = None) -> dict[str,
         flags["algo.dynamic_filtering_enable"] = True
         flags["algo.dynamic_filtering_range"] = [low - FILTER_SLACK, high + FILTER_SLACK]
     return flags
+
+
+def checkpoint_dir(recipe: Recipe) -> Path:
+    """Where the run's DeepSpeed checkpoints go: ``ckpt.path``, else ``<ckpt.output_dir>/checkpoints``; absolute."""
+    return Path(recipe.openrlhf.get("ckpt.path") or recipe.output_dir / CHECKPOINTS).expanduser().resolve()
 
 
 def with_plugin_flags(recipe: Recipe, prompt_dataset: str | None = None) -> Recipe:

@@ -14,15 +14,20 @@ import argparse
 import json
 import logging
 import os
+import re
 import runpy
+import shlex
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from mm_eureka_plugin import __version__
 from mm_eureka_plugin.config import CONFIG_ENV, PluginConfig, Recipe, RecipeError
-from mm_eureka_plugin.errors import UserError
+from mm_eureka_plugin.errors import RunInterrupted, UserError
 from mm_eureka_plugin.patches import DEVICE_ENV, install
 from mm_eureka_plugin.patches import flags as openrlhf_flags
 from mm_eureka_plugin.patches.cpu import install_standins
@@ -101,17 +106,42 @@ def check_rollout_model(recipe: Recipe, cpu: bool, args: argparse.Namespace) -> 
 
 def start_run_files(recipe: Recipe) -> None:
     """A new run (not ``--resume``) writes new ``metrics.jsonl`` and ``samples.jsonl`` in
-    ``<ckpt.output_dir>``: an earlier run's file there is kept as ``<name>-<its last write time>.jsonl``."""
-    if recipe.openrlhf.get(openrlhf_flags.RESUME):
-        return
+    ``<ckpt.output_dir>``: an earlier run's file there is kept as ``<name>-<its last write time>.jsonl``.
+    A resumed run continues them from its latest checkpoint: lines of later steps (written before
+    an interrupt stopped that step's checkpoint), and a line cut by a kill, are dropped, so each
+    step is in the files once."""
+    resume = recipe.openrlhf.get(openrlhf_flags.RESUME)
+    step = checkpointed_step(recipe) if resume else 0
     for name in (METRICS_FILE, SAMPLES_FILE):
         path = recipe.output_dir / name
         if not path.exists():
+            continue
+        if resume:
+            drop_lines_after(path, step)
             continue
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(path.stat().st_mtime))
         kept = path.with_name(f"{path.stem}-{stamp}{path.suffix}")
         path.rename(kept)
         logger.info("a new run: the earlier run's %s is kept as %s", name, kept)
+
+
+def drop_lines_after(path: Path, step: int) -> None:
+    """Rewrite the JSON-lines ``path`` without its lines of steps after ``step`` and lines that are
+    not whole JSON objects with a step (a line cut by a kill)."""
+    kept, dropped = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+            keep = isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step
+        except ValueError:
+            keep = False
+        if keep:
+            kept.append(line + "\n")
+        else:
+            dropped += bool(line.strip())
+    if dropped:
+        path.write_text("".join(kept), encoding="utf-8")
+        logger.info("resuming after step %d: dropped %d line(s) of %s written past it", step, dropped, path.name)
 
 
 def job_runtime_env() -> dict[str, Any]:
@@ -241,13 +271,76 @@ def init_ray(plugin: PluginConfig, cpu: bool, **ray_kwargs: Any) -> None:
 
 
 def run_openrlhf(recipe: Recipe) -> None:
-    """Run OpenRLHF's ``train_ppo_ray`` as the main module with the recipe's flags (Ray started)."""
+    """Run OpenRLHF's ``train_ppo_ray`` as the main module with the recipe's flags (Ray started).
+
+    SIGTERM and SIGINT end it cleanly: Ray is shut down (the step in progress is abandoned; the
+    last complete checkpoint stays ``latest``) and :class:`RunInterrupted` says where to resume.
+    An actor that died (killed, out of memory) becomes a :class:`LaunchError` that says which one,
+    the likely causes and the last complete step, instead of Ray's traceback."""
+    import ray
+
     argv = sys.argv
     sys.argv = [openrlhf_flags.OPENRLHF_MODULE, *openrlhf_flags.argv(recipe)]
     try:
-        runpy.run_module(openrlhf_flags.OPENRLHF_MODULE, run_name="__main__", alter_sys=True)
+        with raise_on_signals():
+            runpy.run_module(openrlhf_flags.OPENRLHF_MODULE, run_name="__main__", alter_sys=True)
+    except RunInterrupted as exc:
+        ray.shutdown()
+        step = checkpointed_step(recipe)
+        raise RunInterrupted(
+            f"interrupted by {signal.Signals(exc.signum).name} after step {step} (its checkpoint is the latest); "
+            f"rerun with --resume: {resume_command(argv)}",
+            exc.signum,
+        ) from None
+    except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
+        if not isinstance(exc, ray.exceptions.RayActorError) and not isinstance(
+            getattr(exc, "cause", None), ray.exceptions.RayActorError
+        ):
+            raise
+        ray.shutdown()
+        raise LaunchError(died_summary(str(exc), checkpointed_step(recipe), resume_command(argv))) from None
     finally:
         sys.argv = argv
+
+
+@contextmanager
+def raise_on_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT raise :class:`RunInterrupted` in the main thread."""
+
+    def interrupt(signum, frame):
+        raise RunInterrupted(signal.Signals(signum).name, signum)
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def checkpointed_step(recipe: Recipe) -> int:
+    """The step of the run's latest complete checkpoint (DeepSpeed's ``latest`` tag of the actor:
+    ``global_stepN`` or, after an evaluation that improved, ``best_global_stepN``); 0 if none."""
+    latest = openrlhf_flags.checkpoint_dir(recipe) / "_actor" / "latest"
+    match = re.search(r"global_step(\d+)", latest.read_text()) if latest.is_file() else None
+    return int(match.group(1)) if match else 0
+
+
+def resume_command(argv: list[str]) -> str:
+    """The ``mm-eureka`` command line ``argv`` (this process's), with ``--resume``."""
+    return shlex.join(["mm-eureka", *argv[1:], *([] if "--resume" in argv else ["--resume"])])
+
+
+def died_summary(error: str, step: int, resume: str) -> str:
+    """A dead Ray actor's error in a few lines: which actor, the likely causes, where to resume."""
+    actor = re.search(r"class_name: (\w+)", error)
+    detail = re.search(r"(Worker exit detail|Reason): ([^\n]+)", error)
+    return (
+        f"a Ray actor of the run died: {actor.group(1) if actor else 'unknown actor'}"
+        f"{f' ({detail.group(2).strip()})' if detail else ''}. Likely causes: the machine ran out of "
+        "memory and the OOM killer ended it (see `dmesg` or `ray logs`), or its process was killed. "
+        f"The last complete checkpoint is step {step}; after fixing the cause, rerun with --resume: {resume}"
+    )
 
 
 def prepared(recipe: Recipe, converted: Path | None) -> Recipe:

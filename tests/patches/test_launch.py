@@ -5,7 +5,13 @@ import json
 import pytest
 
 from mm_eureka_plugin.config import RecipeError, load_recipe
-from mm_eureka_plugin.patches.launch import check_rollout_engine, start_run_files
+from mm_eureka_plugin.patches.launch import (
+    check_rollout_engine,
+    checkpointed_step,
+    died_summary,
+    resume_command,
+    start_run_files,
+)
 
 
 def recipe_in(tmp_path, *overrides):
@@ -14,18 +20,16 @@ def recipe_in(tmp_path, *overrides):
     return load_recipe(path, list(overrides))
 
 
+def line(step: int, **fields) -> str:
+    return json.dumps({"step": step, **fields}) + "\n"
+
+
 def test_a_new_run_keeps_the_earlier_runs_metrics_and_samples_beside_its_own(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    earlier = {
-        "metrics": json.dumps({"step": 1, "kind": "train", "time": 0.0, "metrics": {"reward": 0.5}}) + "\n",
-        "samples": json.dumps({"step": 1, "response": "red"}) + "\n",
-    }
+    earlier = {"metrics": line(1, kind="train", metrics={"reward": 0.5}), "samples": line(1, response="red")}
     for name, text in earlier.items():
         (run / f"{name}.jsonl").write_text(text)
-
-    start_run_files(recipe_in(tmp_path, "openrlhf.ckpt.load_enable=true"))  # --resume appends
-    assert all((run / f"{name}.jsonl").read_text() == text for name, text in earlier.items())
 
     start_run_files(recipe_in(tmp_path))
     for name, text in earlier.items():
@@ -35,6 +39,39 @@ def test_a_new_run_keeps_the_earlier_runs_metrics_and_samples_beside_its_own(tmp
 
     start_run_files(recipe_in(tmp_path))  # nothing to keep
     assert len(list(run.glob("*"))) == 2
+
+
+def test_a_resumed_run_drops_the_lines_written_after_its_latest_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints" / "_actor").mkdir(parents=True)
+    (run / "checkpoints" / "_actor" / "latest").write_text("best_global_step2")
+    # step 3's lines were written, then an interrupt came before its checkpoint; the kill cut a line
+    metrics = [line(1, kind="train"), line(2, kind="train"), line(2, kind="eval"), line(3, kind="train")]
+    (run / "metrics.jsonl").write_text("".join(metrics) + '{"step": 4, "ki')
+    (run / "samples.jsonl").write_text(line(1, response="a") + line(2, response="b") + line(3, response="c"))
+
+    start_run_files(recipe_in(tmp_path, "openrlhf.ckpt.load_enable=true"))
+    assert (run / "metrics.jsonl").read_text() == "".join(metrics[:3])
+    assert (run / "samples.jsonl").read_text() == line(1, response="a") + line(2, response="b")
+    assert checkpointed_step(recipe_in(tmp_path)) == 2
+    (run / "checkpoints" / "_actor" / "latest").unlink()
+    assert checkpointed_step(recipe_in(tmp_path)) == 0
+
+
+def test_a_dead_actors_error_is_summarised_with_the_step_and_the_resume_command():
+    error = (
+        "ray.exceptions.ActorDiedError: The actor died unexpectedly before finishing this task.\n"
+        "\tclass_name: PolicyModelActor\n\tactor_id: 4b2...\n"
+        "The actor is dead because its worker process has died. Worker exit type: SYSTEM_ERROR "
+        "Worker exit detail: Worker unexpectedly exits with a connection error code 2.\n"
+    )
+    resume = resume_command(["/x/bin/mm-eureka", "train", "my recipe.yaml", "--set", "plugin.log_samples=8"])
+    assert resume == "mm-eureka train 'my recipe.yaml' --set plugin.log_samples=8 --resume"
+    summary = died_summary(error, 7, resume)
+    assert summary.startswith("a Ray actor of the run died: PolicyModelActor (Worker unexpectedly exits")
+    assert "OOM killer" in summary and "The last complete checkpoint is step 7" in summary
+    assert summary.endswith(resume)
+    assert resume_command(["mm-eureka", "train", "r.yaml", "--resume"]) == "mm-eureka train r.yaml --resume"
 
 
 def test_the_transformers_rollout_actor_is_refused_on_gpu(tmp_path):
