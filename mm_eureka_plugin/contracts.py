@@ -116,8 +116,8 @@ def contract_problem(kind: str, component: object) -> str | None:
     """Why ``component`` (what a factory of ``kind`` returned) is not one, or None when it is.
 
     Beyond the Protocol's methods, the kinds that are pure functions of small inputs are called on
-    one: a ``policy_loss`` must return a scalar tensor that depends on ``log_probs`` and a mapping
-    of metrics, an ``advantage_weight`` weights of the rewards' shape, a ``step_splitter`` a list,
+    one: a ``policy_loss`` (on whole groups when it has a ``group_size``) must return a scalar
+    tensor that depends on ``log_probs`` and a mapping of metrics, an ``advantage_weight`` weights of the rewards' shape, a ``step_splitter`` a list,
     a ``prm_aggregator`` a number. Rewards and judges are not called (they may need a server).
     """
     protocol = PROTOCOLS[kind]
@@ -136,9 +136,11 @@ def contract_problem(kind: str, component: object) -> str | None:
 def _probe_policy_loss(loss: PolicyLoss) -> str | None:
     import torch
 
-    log_probs = torch.full((2, 3), -1.0, requires_grad=True)
-    mask = torch.ones(2, 3, dtype=torch.bool)
-    out = loss(log_probs, log_probs.detach() - 0.1, torch.tensor([[1.0] * 3, [-1.0] * 3]), mask)
+    rows = 2 * (getattr(loss, "group_size", None) or 1)  # whole groups for a loss that averages per group
+    log_probs = torch.full((rows, 3), -1.0, requires_grad=True)
+    mask = torch.ones(rows, 3, dtype=torch.bool)
+    advantages = torch.tensor([1.0, -1.0]).repeat(rows // 2).unsqueeze(-1).expand(rows, 3)
+    out = loss(log_probs, log_probs.detach() - 0.1, advantages, mask)
     if not (isinstance(out, tuple) and len(out) == 2):
         return f"it returned {type(out).__name__}, not (loss, metrics)"
     value, metrics = out
