@@ -22,15 +22,16 @@ error) is kept as the experience's ``sample_log`` attribute for the samples log
 from __future__ import annotations
 
 import functools
-import logging
 from collections import Counter
 from types import ModuleType
 
 import torch
+from openrlhf.utils.logging_utils import init_logger
 
 from mm_eureka_plugin.data.records import decode_label
 
-logger = logging.getLogger(__name__)
+logger = init_logger(__name__)
+"""OpenRLHF's logger setup: INFO lines reach the run's output from its Ray actors."""
 
 STEP_REWARDS = "step_rewards"
 """Key of the step rewards in the executor's output and in ``experience.info``."""
