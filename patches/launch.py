@@ -281,21 +281,21 @@ def run_openrlhf(recipe: Recipe) -> None:
 
     argv = sys.argv
     sys.argv = [openrlhf_flags.OPENRLHF_MODULE, *openrlhf_flags.argv(recipe)]
+    received: list[int] = []
     try:
-        with raise_on_signals():
+        with interrupt_on_signals(received):
             runpy.run_module(openrlhf_flags.OPENRLHF_MODULE, run_name="__main__", alter_sys=True)
-    except RunInterrupted as exc:
-        ray.shutdown()
-        step = checkpointed_step(recipe)
-        raise RunInterrupted(
-            f"interrupted by {signal.Signals(exc.signum).name} after step {step} (its checkpoint is the latest); "
-            f"rerun with --resume: {resume_command(argv)}",
-            exc.signum,
-        ) from None
-    except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
-        if not isinstance(exc, ray.exceptions.RayActorError) and not isinstance(
-            getattr(exc, "cause", None), ray.exceptions.RayActorError
-        ):
+    except BaseException as exc:
+        # Ray may wrap the KeyboardInterrupt raised inside ray.get (e.g. in a SystemError)
+        if received:
+            ray.shutdown()
+            signum = received[0]
+            raise RunInterrupted(
+                f"interrupted by {signal.Signals(signum).name} after step {checkpointed_step(recipe)} (its "
+                f"checkpoint is the latest); rerun with --resume: {resume_command(argv)}",
+                signum,
+            ) from None
+        if not _actor_died(exc):
             raise
         ray.shutdown()
         raise LaunchError(died_summary(str(exc), checkpointed_step(recipe), resume_command(argv))) from None
@@ -303,12 +303,23 @@ def run_openrlhf(recipe: Recipe) -> None:
         sys.argv = argv
 
 
+def _actor_died(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was caused by, a Ray actor's death."""
+    import ray
+
+    return isinstance(exc, ray.exceptions.RayActorError) or isinstance(
+        getattr(exc, "cause", None), ray.exceptions.RayActorError
+    )
+
+
 @contextmanager
-def raise_on_signals() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGINT raise :class:`RunInterrupted` in the main thread."""
+def interrupt_on_signals(received: list[int]) -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT are appended to ``received`` and interrupt the main
+    thread as Ctrl-C does (a KeyboardInterrupt, which Ray's blocking calls let through)."""
 
     def interrupt(signum, frame):
-        raise RunInterrupted(signal.Signals(signum).name, signum)
+        received.append(signum)
+        raise KeyboardInterrupt
 
     previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
