@@ -53,6 +53,7 @@ PLUGIN_KEYS = (
     "synthetic_task",
     "prm",
     "log_samples",
+    "seeded_sampling",
 )
 
 DEFAULT_MIN_PIXELS = 4 * 28 * 28
@@ -186,8 +187,10 @@ class PRMServerConfig:
 @dataclass(frozen=True)
 class PluginConfig:
     """The ``plugin:`` section: data, reward, online filter, loss and weights, the device, the
-    rollout engine, a synthetic task, the PRM server, and the samples logged per step
-    (:mod:`mm_eureka_plugin.samples`)."""
+    rollout engine, a synthetic task, the PRM server, the samples logged per step
+    (:mod:`mm_eureka_plugin.samples`), and ``seeded_sampling``: every rollout sample drawn with its
+    own seed, from the run's seed and the prompt, so that a run repeats on the same machine and
+    engine (README, "Reproducible runs")."""
 
     data: DataConfig | None = None
     reward: ComponentSpec | None = None
@@ -199,6 +202,7 @@ class PluginConfig:
     synthetic_task: SyntheticTaskConfig | None = None
     prm: PRMServerConfig | None = None
     log_samples: int = DEFAULT_LOG_SAMPLES
+    seeded_sampling: bool = False
 
     def to_json(self) -> str:
         return json.dumps(as_recipe(self), sort_keys=True)
@@ -404,6 +408,9 @@ def parse_plugin_section(section: Any, where: str = "", base_dir: Path | None = 
             f"{where}key 'plugin.log_samples' must be a whole number of samples per step (0 turns the "
             f"samples log off), got {log_samples!r}."
         )
+    seeded = section.get("seeded_sampling", False)
+    if not isinstance(seeded, bool):
+        raise RecipeError(f"{where}key 'plugin.seeded_sampling' must be true or false, got {seeded!r}.")
     specs = {
         key: _parse_component(section[key], f"{where}key 'plugin.{key}'", base_dir)
         for key in COMPONENT_KEYS
@@ -420,6 +427,7 @@ def parse_plugin_section(section: Any, where: str = "", base_dir: Path | None = 
         device=device,
         rollout=rollout,
         log_samples=log_samples,
+        seeded_sampling=seeded,
         **specs,
     )
 

@@ -154,7 +154,7 @@ def train(recipe: Recipe, cpu: bool, args: argparse.Namespace) -> None:
     resources = (
         openrlhf_launch.cpu_ray_resources(args, recipe.plugin) if cpu and not os.environ.get("RAY_ADDRESS") else {}
     )
-    openrlhf_launch.init_ray(recipe.plugin, cpu, **resources)
+    openrlhf_launch.init_ray(recipe.plugin, cpu, seed=openrlhf_launch.run_seed(args), **resources)
     logger.info("placement:\n%s", openrlhf_launch.placement(recipe, args, cpu, None))
     openrlhf_launch.check_nodes(openrlhf_launch.shared_paths(recipe))
     # Ray ends an actor when its last handle goes: this one lives as long as the run.

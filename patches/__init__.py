@@ -16,11 +16,12 @@ The life of one training step, and the file that changes each part of it:
    per group (:mod:`.vllm_engine`, :mod:`.vlm_utils`; always on), vLLM resizes them by the recipe's
    pixel budget (:mod:`.vllm_engine`), and each sample runs through the plugin's executor
    (:mod:`.agent_executor`, loaded by OpenRLHF from ``--train.agent_func_path``), which bans the
-   vision tokens in sampling.
+   vision tokens in sampling and, with ``plugin.seeded_sampling``, seeds each sample.
 2. reward: the executor scores each response with ``plugin.reward`` (:mod:`.agent_executor`);
    a dense reward's step rewards become per-token offsets.
 3. filter: OpenRLHF's dynamic filtering keeps the groups whose mean accuracy is in
-   ``plugin.accuracy_filter`` (flags set by :mod:`.flags`; no patch).
+   ``plugin.accuracy_filter`` (flags set by :mod:`.flags`); :mod:`.samples_generator` counts the
+   kept and dropped groups and, with ``plugin.seeded_sampling``, keeps them in dispatch order.
 4. experience: step rewards ride on each experience (:mod:`.samples_generator`); OpenRLHF computes
    log-probs, the baselined rewards and returns, adding the step rewards per token
    (:mod:`.experience_maker`).
@@ -30,7 +31,8 @@ The life of one training step, and the file that changes each part of it:
    the policy actor its processor; always on).
 7. sync: the trainer broadcasts the new weights to the rollout engines (upstream on GPU; on CPU a
    gloo group, :mod:`.cpu.ppo_actor` and :mod:`.cpu.vllm_worker`).
-8. metrics: each step's metrics also go to ``<ckpt.output_dir>/metrics.jsonl`` (:mod:`.ppo_trainer`;
+8. metrics: each step's metrics also go to ``<ckpt.output_dir>/metrics.jsonl``, a few of its
+   samples to ``samples.jsonl``, and evaluations are counted per datasource (:mod:`.ppo_trainer`;
    always on).
 """
 
@@ -48,18 +50,21 @@ from mm_eureka_plugin.errors import UserError
 SUPPORTED_OPENRLHF = "0.11.2"
 DEVICE_ENV = "MM_EUREKA_DEVICE"
 """Set to ``cpu`` by the launcher when the run has no CUDA; switches the CPU patches on."""
+SAMPLING_SEED_ENV = "MM_EUREKA_SAMPLING_SEED"
+"""The run's seed (``train.seed``), set by the launcher with ``plugin.seeded_sampling``: the rollout
+executor derives each sample's seed from it."""
 
 PATCHES: dict[str, tuple[str, ...]] = {
     # 1. rollout: images resized by the pixel budget, processed once per group of samples
     "openrlhf.trainer.ray.vllm_engine": ("vllm_engine",),
     "openrlhf.utils.vlm_utils": ("vlm_utils",),
-    # 4. experience: step rewards carried from the executor's output to the experience
+    # 3-4. filter counts and order; step rewards and sample logs carried to the experience
     "openrlhf.trainer.ppo_utils.samples_generator": ("samples_generator",),
     # 4-5. experience: step rewards credited per token; advantage weights
     "openrlhf.trainer.ppo_utils.experience_maker": ("experience_maker",),
     # 6. loss: the plugin's policy loss; the policy actor's processor
     "openrlhf.trainer.ray.ppo_actor": ("ppo_actor",),
-    # 8. metrics: metrics.jsonl
+    # 8. metrics: metrics.jsonl, samples.jsonl, eval per datasource
     "openrlhf.trainer.ppo_trainer": ("ppo_trainer",),
 }
 """Module -> the modules of this package whose ``patch(module)`` adapt it, on every device; in the

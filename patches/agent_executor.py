@@ -20,14 +20,22 @@ with the plugin's reward, which sees the response text, the images and the row's
   every sample (empty when the result has none), which :mod:`mm_eureka_plugin.patches.samples_generator`
   carries to the experience maker;
 - returns the decoded response, the reward's components and its error message as ``sample_log``
-  for the run's samples log (:mod:`mm_eureka_plugin.samples`).
+  for the run's samples log (:mod:`mm_eureka_plugin.samples`);
+- with ``plugin.seeded_sampling`` (the launcher's ``MM_EUREKA_SAMPLING_SEED``), gives each sample
+  its own sampling seed (vLLM's ``SamplingParams.seed``, which the CPU rollout actor honours too):
+  a hash of the run's seed, the prompt, its label and image file names, and how many samples of
+  that prompt this executor drew before, so a run repeats whatever order requests arrive in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+import os
 import time
+from collections import Counter
 from copy import deepcopy
 
 from openrlhf.utils.agent import SingleTurnAgentExecutor
@@ -36,6 +44,7 @@ from mm_eureka_plugin.checkpoints import vision_logit_bias
 from mm_eureka_plugin.config import PluginConfig
 from mm_eureka_plugin.data.images import load_image
 from mm_eureka_plugin.data.records import decode_label
+from mm_eureka_plugin.patches import SAMPLING_SEED_ENV
 from mm_eureka_plugin.patches.samples_generator import SAMPLE_LOG, STEP_REWARDS
 from mm_eureka_plugin.rewards import RewardResult, RewardSample, score_samples
 
@@ -90,16 +99,34 @@ class AgentExecutor(SingleTurnAgentExecutor):
         self.dense = getattr(self.reward, "dense", False)
         self.uses_images = getattr(self.reward, "uses_images", True)
         self._banned: dict[int, float] | None = None
+        seed = os.environ.get(SAMPLING_SEED_ENV)
+        self.run_seed = None if seed is None else int(seed)
+        self.drawn: Counter[str] = Counter()
 
-    def _sampling_params(self, sampling_params, hf_tokenizer):
+    def _sampling_params(self, sampling_params, hf_tokenizer, prompt, label, images):
         if self._banned is None:
             self._banned = vision_logit_bias(hf_tokenizer)
         params = deepcopy(sampling_params)
         params.logit_bias = {**(getattr(params, "logit_bias", None) or {}), **self._banned}
+        if self.run_seed is not None:
+            params.seed = self.sample_seed(prompt, label, images)
         return params
 
+    def sample_seed(self, prompt, label, images) -> int:
+        """The next sample's seed for this prompt: from the run's seed, the prompt, label and image
+        file names (not paths: a run's converted images live in its own directory), and the count
+        of its samples drawn before (called before the first ``await`` of a sample, so the n
+        samples of a group count in the order OpenRLHF starts them)."""
+        refs = images if isinstance(images, list) else [images]
+        names = [os.path.basename(ref) if isinstance(ref, str) else str(ref) for ref in refs]
+        key = json.dumps([prompt, label, names])
+        index = self.drawn[key]
+        self.drawn[key] += 1
+        digest = hashlib.sha256(f"{self.run_seed}\0{index}\0{key}".encode()).digest()
+        return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
     async def execute(self, prompt, label, sampling_params, max_length: int, hf_tokenizer, llm_engine, images=None):
-        params = self._sampling_params(sampling_params, hf_tokenizer)
+        params = self._sampling_params(sampling_params, hf_tokenizer, prompt, label, images)
         output = await super().execute(prompt, label, params, max_length, hf_tokenizer, llm_engine, images=images)
         start, end = output["action_ranges"][0]
         response_ids = output["observation_tokens"][start:end]

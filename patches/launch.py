@@ -28,7 +28,7 @@ from typing import Any
 from mm_eureka_plugin import __version__
 from mm_eureka_plugin.config import CONFIG_ENV, PluginConfig, Recipe, RecipeError
 from mm_eureka_plugin.errors import RunInterrupted, UserError
-from mm_eureka_plugin.patches import DEVICE_ENV, install
+from mm_eureka_plugin.patches import DEVICE_ENV, SAMPLING_SEED_ENV, install
 from mm_eureka_plugin.patches import flags as openrlhf_flags
 from mm_eureka_plugin.patches.cpu import install_standins
 from mm_eureka_plugin.patches.placement import check_plan, cluster_gpus, plan, plan_table
@@ -224,8 +224,9 @@ def check_nodes(paths: dict[str, str], timeout_s: float = 120.0) -> None:
         )
 
 
-def runtime_env(plugin: PluginConfig, cpu: bool) -> dict[str, Any]:
-    """Ray runtime environment: the setup hook and the variables every worker needs.
+def runtime_env(plugin: PluginConfig, cpu: bool, seed: int | None = None) -> dict[str, Any]:
+    """Ray runtime environment: the setup hook and the variables every worker needs (with
+    ``plugin.seeded_sampling``, the run's ``seed`` for the rollout executor).
 
     Ray refuses to merge a job's runtime env with a driver's that sets the same field or variable:
     a variable the job sets is left to the job; the hook and the plugin's own variables are needed
@@ -234,6 +235,8 @@ def runtime_env(plugin: PluginConfig, cpu: bool) -> dict[str, Any]:
     job = job_runtime_env()
     job_vars = job.get("env_vars") or {}
     ours = {CONFIG_ENV: plugin.to_json(), DEVICE_ENV: "cpu" if cpu else "cuda"}
+    if plugin.seeded_sampling:
+        ours[SAMPLING_SEED_ENV] = str(seed if seed is not None else 0)
     taken = [key for key in ("worker_process_setup_hook", *ours) if key in job or key in job_vars]
     if taken:
         raise LaunchError(
@@ -243,6 +246,11 @@ def runtime_env(plugin: PluginConfig, cpu: bool) -> dict[str, Any]:
     defaults = {**OPENRLHF_RAY_ENV, **(CPU_VLLM_ENV if cpu else {})}
     env_vars = {key: os.environ.get(key, value) for key, value in defaults.items() if key not in job_vars}
     return {"worker_process_setup_hook": SETUP_HOOK, "env_vars": {**env_vars, **ours}}
+
+
+def run_seed(args: argparse.Namespace) -> int:
+    """The run's seed among the parsed OpenRLHF flags (``train.seed``)."""
+    return int(vars(args)["train.seed"])
 
 
 def cpu_ray_resources(args: argparse.Namespace, plugin: PluginConfig) -> dict[str, int]:
@@ -258,11 +266,12 @@ def cpu_ray_resources(args: argparse.Namespace, plugin: PluginConfig) -> dict[st
     return {"num_gpus": slots, "num_cpus": max(os.cpu_count() or 1, slots + extra)}
 
 
-def init_ray(plugin: PluginConfig, cpu: bool, **ray_kwargs: Any) -> None:
-    """Install the patches in this process and start Ray with them in every worker."""
+def init_ray(plugin: PluginConfig, cpu: bool, seed: int | None = None, **ray_kwargs: Any) -> None:
+    """Install the patches in this process and start Ray with them in every worker (``seed``:
+    the run's, for :func:`runtime_env`)."""
     import ray
 
-    env = runtime_env(plugin, cpu)
+    env = runtime_env(plugin, cpu, seed)
     os.environ.update(env["env_vars"])
     install(cpu=cpu)
     if ray.is_initialized():

@@ -11,6 +11,11 @@ synthetic task's colours, ``datasource`` per colour) all got the last row's sour
 function finds the row by prompt, images and label, and with more than one source adds
 ``eval_all_pass1``, pass@1 over every row.
 
+With ``plugin.seeded_sampling``, ``prepare_datasets`` seeds torch with ``train.seed`` first: the
+prompt dataloader shuffles with a generator seeded from torch's global one when it is built (the
+trainer's process has no distributed sampler), which OpenRLHF leaves unseeded there, so a
+repeated run would draw other prompts.
+
 ``BasePPOTrainer.save_logs_and_checkpoints`` (after each training step; with dynamic filtering
 it adds the filter's group counts, :mod:`mm_eureka_plugin.patches.samples_generator`) and
 ``save_best_checkpoint`` (after each evaluation) receive the step's metrics; before OpenRLHF's
@@ -114,8 +119,23 @@ def eval_metrics_by_row(compute_eval_metrics):
     return by_row
 
 
+def seeded_datasets(prepare_datasets):
+    """``prepare_datasets`` after ``torch.manual_seed(train.seed)`` when ``plugin.seeded_sampling`` is on."""
+
+    @functools.wraps(prepare_datasets)
+    def prepare(strategy, tokenizer):
+        if PluginConfig.from_env().seeded_sampling:
+            import torch
+
+            torch.manual_seed(strategy.args.train.seed)
+        return prepare_datasets(strategy, tokenizer)
+
+    return prepare
+
+
 def patch(module: ModuleType) -> None:
     module.compute_eval_metrics = eval_metrics_by_row(module.compute_eval_metrics)
+    module.prepare_datasets = seeded_datasets(module.prepare_datasets)
     trainer = module.BasePPOTrainer
     train_step = trainer.train_step
     save_logs = trainer.save_logs_and_checkpoints

@@ -14,6 +14,10 @@ dropped ones split by whether their mean score was under or over the range; the 
 last training step are ``filter/kept``, ``filter/dropped_low`` and ``filter/dropped_high`` in the
 step's metrics (:func:`take_filter_counts`), and each dropped group is logged with its prompt id.
 
+With ``plugin.seeded_sampling`` it also returns the kept groups in the order their prompts were
+dispatched rather than the order they finished (:func:`in_dispatch_order`), so that a repeated
+run trains on the same batches (the prompts' order: :mod:`mm_eureka_plugin.patches.ppo_trainer`).
+
 The executor's ``response["sample_log"]`` (the decoded response, the reward's components and
 error) is kept as the experience's ``sample_log`` attribute for the samples log
 (:mod:`mm_eureka_plugin.patches.ppo_trainer`).
@@ -22,12 +26,14 @@ error) is kept as the experience's ``sample_log`` attribute for the samples log
 from __future__ import annotations
 
 import functools
+import json
 from collections import Counter
 from types import ModuleType
 
 import torch
 from openrlhf.utils.logging_utils import init_logger
 
+from mm_eureka_plugin.config import PluginConfig
 from mm_eureka_plugin.data.records import decode_label
 
 logger = init_logger(__name__)
@@ -70,6 +76,24 @@ def count_filtered(seen: list, kept: list, n_samples: int, low: float, high: flo
     return counts
 
 
+def prompt_key(prompt, label, images) -> str:
+    """One string for a dispatched prompt: its text, label and images."""
+    return json.dumps([prompt, label, images], default=str)
+
+
+def in_dispatch_order(experiences: list, dispatched: list[str], n_samples: int) -> list:
+    """``experiences`` (groups of ``n_samples`` consecutive ones) reordered by the position of each
+    group's prompt in ``dispatched`` (the prompts' keys in the order they were sent)."""
+    position: dict[str, int] = {}
+    for index, key in enumerate(dispatched):
+        position.setdefault(key, index)
+    groups = [experiences[start : start + n_samples] for start in range(0, len(experiences), n_samples)]
+    groups.sort(
+        key=lambda group: position.get(prompt_key(group[0].prompts[0], group[0].labels[0], group[0].images[0]), -1)
+    )
+    return [exp for group in groups for exp in group]
+
+
 def take_filter_counts(generator) -> dict[str, float]:
     """The filter counts of ``generator`` (a ``SamplesGenerator``) since the last call, then reset."""
     counts = getattr(generator, "_mm_eureka_filter_counts", None) or Counter()
@@ -80,23 +104,37 @@ def take_filter_counts(generator) -> dict[str, float]:
 def patch(module: ModuleType) -> None:
     generator = module.SamplesGenerator
     original = generator._process_response_into_experience
+
     generate = generator._generate_vllm
+
+    dispatch = generator._dispatch_prompts_to_vllm
+
+    @functools.wraps(dispatch)
+    def _dispatch_prompts_to_vllm(self, prompts, labels, *, images=None, **generate_kwargs):
+        dispatched = getattr(self, "_mm_eureka_dispatched", None)
+        if dispatched is not None:
+            dispatched.extend(prompt_key(*row) for row in zip(prompts, labels, images or [None] * len(prompts)))
+        return dispatch(self, prompts, labels, images=images, **generate_kwargs)
 
     @functools.wraps(generate)
     def _generate_vllm(self, dataloader_iter, num_prompts, dynamic_filtering, **generate_kwargs):
-        if not dynamic_filtering:
+        ordered = PluginConfig.from_env().seeded_sampling
+        if not dynamic_filtering and not ordered:
             return generate(self, dataloader_iter, num_prompts, dynamic_filtering, **generate_kwargs)
-        self._mm_eureka_seen = []
+        self._mm_eureka_seen, self._mm_eureka_dispatched = [], [] if ordered else None
+        n_samples = generate_kwargs.get("n_samples_per_prompt", self.args.rollout.n_samples_per_prompt)
         try:
-            result = generate(self, dataloader_iter, num_prompts, dynamic_filtering, **generate_kwargs)
-            n_samples = generate_kwargs.get("n_samples_per_prompt", self.args.rollout.n_samples_per_prompt)
-            low, high = self.args.algo.dynamic_filtering_range
-            counts = count_filtered(self._mm_eureka_seen, result[0], n_samples, low, high)
+            experiences, *rest = generate(self, dataloader_iter, num_prompts, dynamic_filtering, **generate_kwargs)
+            if dynamic_filtering:
+                low, high = self.args.algo.dynamic_filtering_range
+                counts = count_filtered(self._mm_eureka_seen, experiences, n_samples, low, high)
+                self._mm_eureka_filter_counts = getattr(self, "_mm_eureka_filter_counts", None) or Counter()
+                self._mm_eureka_filter_counts.update(counts)
+            if ordered:
+                experiences = in_dispatch_order(experiences, self._mm_eureka_dispatched, n_samples)
         finally:
-            del self._mm_eureka_seen
-        self._mm_eureka_filter_counts = getattr(self, "_mm_eureka_filter_counts", None) or Counter()
-        self._mm_eureka_filter_counts.update(counts)
-        return result
+            del self._mm_eureka_seen, self._mm_eureka_dispatched
+        return (experiences, *rest)
 
     @functools.wraps(original)
     def _process_response_into_experience(self, response, **generate_kwargs):
@@ -112,3 +150,4 @@ def patch(module: ModuleType) -> None:
 
     generator._process_response_into_experience = _process_response_into_experience
     generator._generate_vllm = _generate_vllm
+    generator._dispatch_prompts_to_vllm = _dispatch_prompts_to_vllm

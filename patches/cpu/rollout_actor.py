@@ -6,7 +6,8 @@
 ``generate`` of the HF model (images included). Weights arrive after every training step through
 OpenRLHF's own ``broadcast_to_vllm`` over a
 :class:`~mm_eureka_plugin.patches.cpu.weight_sync.GlooSyncGroup`, so the next step samples from
-the updated policy.
+the updated policy. A request whose sampling params carry a ``seed`` (vLLM's per-request seed)
+is sampled from its own generator (:func:`seeded_sampler`), whatever it is batched with.
 """
 
 from __future__ import annotations
@@ -76,6 +77,34 @@ def _sampling_key(params) -> tuple:
         logit_bias,
         stop_token_ids,
     )
+
+
+def seeded_sampler(seeds: list[int | None], temperature: float, top_k: int | None, top_p: float | None):
+    """A logits processor that draws each row's next token from its own ``torch.Generator``
+    (seeded by ``seeds[row]``; the global one when None) after temperature, top-k and top-p, and
+    leaves only that token possible, so ``generate``'s own sampling step picks it. ``generate``
+    runs custom processors before its warpers: give it no temperature, top-k or top-p of its own."""
+    import torch
+    from transformers import LogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    warpers = [TemperatureLogitsWarper(temperature)]
+    if top_k:
+        warpers.append(TopKLogitsWarper(top_k))
+    if top_p is not None and top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p))
+    generators = [None if seed is None else torch.Generator().manual_seed(seed) for seed in seeds]
+
+    class SeededSampler(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            for warper in warpers:
+                scores = warper(input_ids, scores)
+            probs = scores.float().softmax(-1)
+            chosen = torch.full_like(scores, float("-inf"))
+            for row, generator in enumerate(generators):
+                chosen[row, torch.multinomial(probs[row], 1, generator=generator)] = 0.0
+            return chosen
+
+    return SeededSampler()
 
 
 @ray.remote
@@ -183,14 +212,19 @@ class CPURolloutActor:
             inputs["mm_token_type_ids"] = token_types
 
         sample = params.temperature > 0
+        top_k = params.top_k if sample and params.top_k and params.top_k > 0 else None
+        seeds = [getattr(request.sampling_params, "seed", None) for request in requests]
+        seeded = sample and any(seed is not None for seed in seeds)
+        processors = [seeded_sampler(seeds, params.temperature, top_k, params.top_p)] if seeded else None
+        own = sample and not seeded  # the seeded sampler applies temperature, top-k and top-p itself
         stops = [*self.eos_token_ids, *(getattr(params, "stop_token_ids", None) or ())]
         config = GenerationConfig(
             max_new_tokens=params.max_tokens,
             min_new_tokens=params.min_tokens or 0,
             do_sample=sample,
-            temperature=params.temperature if sample else None,
-            top_p=params.top_p if sample else None,
-            top_k=params.top_k if sample and params.top_k and params.top_k > 0 else None,
+            temperature=params.temperature if own else None,
+            top_p=params.top_p if own else None,
+            top_k=top_k if own else None,
             eos_token_id=stops,
             pad_token_id=self.pad_token_id,
             suppress_tokens=self._token_ids(getattr(params, "bad_words", None)) or None,
@@ -200,7 +234,7 @@ class CPURolloutActor:
             output_logits=params.logprobs is not None,
         )
         with self.model_lock, torch.no_grad():
-            generated = self.model.generate(**inputs, generation_config=config)
+            generated = self.model.generate(**inputs, generation_config=config, logits_processor=processors)
         new_tokens = generated.sequences[:, length:].tolist()
         outputs = []
         for row, tokens in enumerate(new_tokens):

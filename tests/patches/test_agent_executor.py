@@ -294,3 +294,38 @@ def test_fake_vllm_rollout_without_a_dense_reward_returns_no_step_rewards(plugin
     executor = load_executor(plugin_env, "weighted")
     output = execute(executor, processor, FakeVLLMEngine(processor.tokenizer, [RIGHT]), "2", [image_path])
     assert not executor.dense and "step_rewards" not in output
+
+
+def test_seeded_sampling_gives_each_sample_a_seed_from_the_run_seed_prompt_and_draw(
+    plugin_env, processor, image_path, monkeypatch
+):
+    from mm_eureka_plugin.patches import SAMPLING_SEED_ENV
+
+    def seeds(run_seed, labels):
+        monkeypatch.setenv(SAMPLING_SEED_ENV, str(run_seed))
+        executor = load_executor(plugin_env, "accuracy")
+        engine = FakeVLLMEngine(processor.tokenizer, [RIGHT] * len(labels))
+        for label in labels:
+            execute(executor, processor, engine, encode_label(label, {}), [image_path])
+        return [params.seed for _, params, _ in engine.requests]
+
+    first = seeds(42, ["2", "2", "3", "2"])
+    assert len(set(first)) == 4 and all(0 <= seed < 2**31 for seed in first)
+    assert seeds(42, ["2", "2", "3", "2"]) == first  # a new executor, the same run seed: the same seeds
+    assert seeds(42, ["3", "2", "2", "2"]) == [first[2], first[0], first[1], first[3]]  # per prompt, not per call
+    assert set(seeds(7, ["2", "2", "3", "2"])).isdisjoint(first)
+    monkeypatch.delenv(SAMPLING_SEED_ENV)
+    assert load_executor(plugin_env, "accuracy").run_seed is None
+
+
+def test_seeded_sampling_returns_kept_groups_in_dispatch_order(plugin_env):
+    import types as pytypes
+
+    from mm_eureka_plugin.patches.samples_generator import in_dispatch_order, prompt_key
+
+    def sample(prompt):
+        return pytypes.SimpleNamespace(prompts=[prompt], labels=["l"], images=[["x.png"]])
+
+    finished = [sample(p) for p in ("c", "c", "a", "a", "b", "b")]
+    dispatched = [prompt_key(p, "l", ["x.png"]) for p in ("a", "b", "d", "c")]
+    assert [s.prompts[0] for s in in_dispatch_order(finished, dispatched, 2)] == ["a", "a", "b", "b", "c", "c"]

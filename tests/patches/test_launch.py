@@ -227,3 +227,18 @@ def test_the_paths_every_node_must_see_come_from_the_prepared_flags(tmp_path):
         "an image of openrlhf.data.prompt_dataset": str(image),
         "plugin.prm.path": "/ckpt/prm",
     }
+
+
+def test_seeded_sampling_hands_the_run_seed_to_the_workers(tmp_path):
+    from mm_eureka_plugin.config import parse_plugin_section
+    from mm_eureka_plugin.patches import SAMPLING_SEED_ENV, install
+    from mm_eureka_plugin.patches.launch import run_seed, runtime_env
+    from mm_eureka_plugin.patches.train_ppo_ray import parse_flags
+
+    seeded = runtime_env(parse_plugin_section({"seeded_sampling": True}), cpu=True, seed=7)["env_vars"]
+    assert seeded[SAMPLING_SEED_ENV] == "7"
+    assert SAMPLING_SEED_ENV not in runtime_env(parse_plugin_section({}), cpu=True, seed=7)["env_vars"]
+    install(cpu=True)  # OpenRLHF's parser imports flash_attn: the CPU stand-in
+    assert run_seed(parse_flags(["--train.seed", "11"])) == 11
+    with pytest.raises(RecipeError, match="'plugin.seeded_sampling' must be true or false"):
+        parse_plugin_section({"seeded_sampling": "yes"})

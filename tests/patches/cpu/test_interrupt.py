@@ -111,8 +111,10 @@ def test_a_killed_actor_ends_the_run_with_a_summary_not_a_traceback(tmp_path, sm
         while checkpointed_step(tmp_path) < 1:
             assert run.poll() is None and time.time() < deadline, log.read_text()[-5000:]
             time.sleep(0.2)
-        victims = [
-            p for p in psutil.process_iter(["cmdline"]) if "ray::CPURolloutActor" in " ".join(p.info["cmdline"] or [])
+        victims = [  # this run's own (Ray's workers descend from the driver, which started Ray)
+            p
+            for p in psutil.Process(run.pid).children(recursive=True)
+            if "ray::CPURolloutActor" in " ".join(p.cmdline())
         ]
         assert victims, "no rollout actor process found"
         for victim in victims:

@@ -100,3 +100,21 @@ def test_bad_words_are_never_generated_and_must_be_single_tokens(task, prompts):
 
     with pytest.raises(ValueError, match="single tokens only"):
         asyncio.run(actor.generate(ids, params(bad_words=["red green"]), {"image": images}))
+
+
+def test_a_seeded_request_samples_the_same_tokens_whatever_it_is_batched_with(task, prompts):
+    actor = local_actor(task)
+    (ids, images, _), (other_ids, other_images, _) = prompts
+    sampled = {"temperature": 1.0, "max_tokens": 4, "top_p": 0.95}
+
+    async def together(seeds):
+        requests = [actor.generate(ids, params(seed=seed, **sampled), {"image": images}) for seed in seeds]
+        requests.append(actor.generate(other_ids, params(seed=99, **sampled), {"image": other_images}))
+        return [output.outputs[0].token_ids for output in await asyncio.gather(*requests)]
+
+    alone = [asyncio.run(actor.generate(ids, params(seed=seed, **sampled), {"image": images})) for seed in range(8)]
+    batched = asyncio.run(together(range(8)))
+    assert [output.outputs[0].token_ids for output in alone] == batched[:8]
+    assert len({tuple(tokens) for tokens in batched[:8]}) > 1  # the seeds differ, so do the samples
+    again = asyncio.run(together(range(8)))
+    assert again == batched

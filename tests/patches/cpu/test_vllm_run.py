@@ -30,7 +30,7 @@ def test_two_steps_through_openrlhfs_vllm_actor_with_weights_synced_after_each(t
 
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines if line["kind"] == "train"] == [1, 2]
-    assert any("eval_default_pass1" in line["metrics"] for line in lines if line["kind"] == "eval")
+    assert any("eval_all_pass1" in line["metrics"] for line in lines if line["kind"] == "eval")
     assert "(RolloutRayActor pid=" in output and "CPURolloutActor" not in output  # OpenRLHF's own actor
     for version in (1, 2):  # after each step the trained weights reached the engine
         assert f"rollout weights updated (version {version}," in output
