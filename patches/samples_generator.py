@@ -1,4 +1,4 @@
-"""``openrlhf.trainer.ppo_utils.samples_generator``: step rewards travel from rollout to experience.
+"""``openrlhf.trainer.ppo_utils.samples_generator``: what travels from rollout to experience, and the filter's counts.
 
 With a dense reward (e.g. ``prm`` with ``mode: dense``) the rollout executor returns
 ``response["step_rewards"]``: ``(index into the observation tokens, value)`` pairs, one per step.
@@ -104,9 +104,7 @@ def take_filter_counts(generator) -> dict[str, float]:
 def patch(module: ModuleType) -> None:
     generator = module.SamplesGenerator
     original = generator._process_response_into_experience
-
     generate = generator._generate_vllm
-
     dispatch = generator._dispatch_prompts_to_vllm
 
     @functools.wraps(dispatch)
