@@ -36,7 +36,7 @@ from types import ModuleType, SimpleNamespace
 
 from mm_eureka_plugin.config import PluginConfig
 from mm_eureka_plugin.data.records import decode_label
-from mm_eureka_plugin.patches.samples_generator import take_filter_counts
+from mm_eureka_plugin.patches.samples_generator import prompt_key, take_filter_counts
 from mm_eureka_plugin.plot import METRICS_FILE
 from mm_eureka_plugin.samples import append_samples, sample_row, spread
 
@@ -87,23 +87,18 @@ def sample_rows(rollout_samples: list, experiences: list, step: int, count: int,
     return rows
 
 
-def row_key(prompt: str, images, label) -> str:
-    """One string for an eval row's prompt, images (OpenRLHF's image references: paths) and label."""
-    return json.dumps([prompt, images, label], default=str)
-
-
 def eval_metrics_by_row(compute_eval_metrics):
     """``compute_eval_metrics`` that finds each sample's datasource by its prompt, images and label."""
 
     @functools.wraps(compute_eval_metrics)
     def by_row(eval_dataloader, samples_list, n_samples_per_prompt):
         rows = [
-            (datasources, [row_key(*row) for row in zip(prompts, images, labels)], labels, images)
+            (datasources, [prompt_key(*row) for row in zip(prompts, labels, images)], labels, images)
             for datasources, prompts, labels, images in eval_dataloader
         ]
         samples = [
             SimpleNamespace(
-                prompts=[row_key(*row) for row in zip(s.prompts, s.images, s.labels)],
+                prompts=[prompt_key(*row) for row in zip(s.prompts, s.labels, s.images)],
                 rewards=s.rewards,
                 response_length=s.response_length,
                 truncated=s.truncated,

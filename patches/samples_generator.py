@@ -77,7 +77,7 @@ def count_filtered(seen: list, kept: list, n_samples: int, low: float, high: flo
 
 
 def prompt_key(prompt, label, images) -> str:
-    """One string for a dispatched prompt: its text, label and images."""
+    """One string for a prompt row: its text, label and images (OpenRLHF's references: paths)."""
     return json.dumps([prompt, label, images], default=str)
 
 
