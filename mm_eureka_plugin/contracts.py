@@ -109,7 +109,7 @@ PROTOCOLS: dict[str, type] = {
     "prm_aggregator": PRMAggregator,
     "judge": Judge,
 }
-"""Component kind -> its Protocol."""
+"""Component kind -> its Protocol (the one its hook's factories return, :mod:`mm_eureka_plugin.hookspecs`)."""
 
 
 def contract_problem(kind: str, component: object) -> str | None:
@@ -117,8 +117,9 @@ def contract_problem(kind: str, component: object) -> str | None:
 
     Beyond the Protocol's methods, the kinds that are pure functions of small inputs are called on
     one: a ``policy_loss`` (on whole groups when it has a ``group_size``) must return a scalar
-    tensor that depends on ``log_probs`` and a mapping of metrics, an ``advantage_weight`` weights of the rewards' shape, a ``step_splitter`` a list,
-    a ``prm_aggregator`` a number. Rewards and judges are not called (they may need a server).
+    tensor that depends on ``log_probs`` and a mapping of metrics, an ``advantage_weight`` weights
+    of the rewards' shape, a ``step_splitter`` a list, a ``prm_aggregator`` a number. Rewards and
+    judges are not called (they may need a server).
     """
     protocol = PROTOCOLS[kind]
     if not isinstance(component, protocol):

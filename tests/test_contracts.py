@@ -29,6 +29,7 @@ def protocol(kind: str) -> type:
 def test_every_hook_returns_factories_of_its_own_runtime_checkable_protocol():
     protocols = [protocol(kind) for kind in hookspecs.KIND_HOOKS]
     assert len(set(protocols)) == len(protocols)
+    assert contracts.PROTOCOLS == dict(zip(hookspecs.KIND_HOOKS, protocols))  # what factories are checked against
     for shape in protocols:
         assert getattr(contracts, shape.__name__) is shape
         assert not isinstance(object(), shape)  # a TypeError if the Protocol is not runtime-checkable
