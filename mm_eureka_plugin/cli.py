@@ -14,6 +14,11 @@ from mm_eureka_plugin.eval.generate import BACKENDS, Policy, SamplingConfig
 from mm_eureka_plugin.eval.inputs import EvalError
 from mm_eureka_plugin.registry import KINDS, registry
 
+DATA_SOURCE_HELP = (
+    "a data file (.jsonl, .json, .parquet), a folder laid out as a hub dataset repo, or a hub dataset "
+    "name such as FanqingM/MMK12; a folder or name may end in :SPLIT (default: train)"
+)
+
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     """List every registered component by kind, and every plugin that failed to load."""
@@ -76,7 +81,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def cmd_data_convert(args: argparse.Namespace) -> int:
-    """Convert a data file to OpenRLHF's native prompt rows, images resized onto the pixel budget."""
+    """Convert a data source to OpenRLHF's native prompt rows, images resized onto the pixel budget."""
     from mm_eureka_plugin.data import convert_file
 
     report = convert_file(
@@ -112,8 +117,8 @@ def cmd_reward_score(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Judge a benchmark's candidates, pre-generated or sampled from ``--policy`` (and score them with
-    a PRM); print the Best-of-N table."""
+    """Judge a benchmark's candidates, pre-generated or sampled from ``--policy``, by the reward or
+    ``--judge`` (and score them with a PRM); print the Best-of-N table."""
     from mm_eureka_plugin.eval.run import PRMSettings, run_evaluation
 
     policy = None if args.policy is None else Policy(args.policy, args.n, sampling_config(args))
@@ -129,6 +134,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         data_format=args.format,
         format_params=_format_params(args),
         reward=args.reward,
+        judge=args.judge,
+        judge_params=dict(parse_key_value(item, "--judge-arg", EvalError) for item in args.judge_arg),
         prm=prm,
         category_key=args.category_key,
         batch_size=args.batch_size,
@@ -302,11 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="check and convert multimodal training data").add_subparsers(
         dest="data_command", required=True
     )
-    check = data.add_parser("check", help="list every bad row of a data file; exit 1 if there is one")
-    check.add_argument("file", help="data file (.jsonl or .parquet)")
+    check = data.add_parser("check", help="list every bad row of a data source; exit 1 if there is one")
+    check.add_argument("file", help=DATA_SOURCE_HELP)
     check.add_argument("--format", help="data_format name (default: detected from the columns)")
-    convert = data.add_parser("convert", help="convert a data file to OpenRLHF's prompt/images/label jsonl")
-    convert.add_argument("input", help="data file (.jsonl or .parquet)")
+    convert = data.add_parser("convert", help="convert a data source to OpenRLHF's prompt/images/label jsonl")
+    convert.add_argument("input", help=DATA_SOURCE_HELP)
     convert.add_argument("--from", dest="source_format", help="data_format name (default: detected)")
     convert.add_argument("--to", choices=["openrlhf"], default="openrlhf", help="output format")
     convert.add_argument("output", help="output .jsonl (images go to OUTPUT_STEM.images/ beside it)")
@@ -332,9 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         "eval",
         help="Best-of-N evaluation of candidates (given, or sampled from a policy): pass@1, maj@N, pass@N, PRM picks",
     )
-    ev.add_argument(
-        "benchmark", help="benchmark data file (.jsonl or .parquet); a problem's id is metadata id, else its row"
-    )
+    ev.add_argument("benchmark", help=f"the benchmark: {DATA_SOURCE_HELP}. A problem's id is metadata id, else its row")
     source = ev.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--candidates",
@@ -360,7 +365,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--reward",
         default="accuracy",
         help="reward (name or reference) judging a candidate: correct when its score, else reward, is >= 1 "
-        "(default: accuracy)",
+        "(default: accuracy; --judge replaces it)",
+    )
+    ev.add_argument(
+        "--judge",
+        help="judge (name or reference) deciding instead of the reward, as MM-Eureka's MMK12 evaluation does: "
+        "asked whether each candidate's answer (the first <answer> span, else the last \\boxed{}, else the "
+        "whole response) matches the gold, e.g. openai_compatible (GPT-4o: the paper's judge) or math_verify",
+    )
+    ev.add_argument(
+        "--judge-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="judge parameter, repeatable, e.g. --judge openai_compatible --judge-arg url=https://api.openai.com/v1 "
+        "--judge-arg model=gpt-4o (the key is read from $OPENAI_API_KEY, never recorded)",
     )
     ev.add_argument(
         "--prm", metavar="PRM_DIR", help="PRM checkpoint directory; without it, only pass@1, maj@N and pass@N"
@@ -380,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="prm_command", required=True
     )
     ann = prm.add_parser("annotate", help="OmegaPRM search per problem: one tree per line of OUT (resumable)")
-    ann.add_argument("data", help="problems: a data file (.jsonl or .parquet) with gold answers")
+    ann.add_argument("data", help=f"problems with gold answers: {DATA_SOURCE_HELP}")
     ann.add_argument("--policy", required=True, metavar="POLICY_DIR", help="policy checkpoint that writes rollouts")
     ann.add_argument("--out", required=True, metavar="TREES.jsonl", help="output: one JSON tree per problem")
     ann.add_argument("--format", help="data_format of the problems (default: detected from the columns)")
@@ -405,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sampling_flags(ann, "rollout sampling", 16, "sequences per transformers call")
     ann.set_defaults(func=cmd_prm_annotate)
     build = prm.add_parser("build-data", help="PRM training rows (a path per line, MC labels) from annotate's trees")
-    build.add_argument("data", help="the problems file that was annotated")
+    build.add_argument("data", help="the problems (data source) that were annotated")
     build.add_argument("trees", help="mm-eureka prm annotate output")
     build.add_argument("--out", required=True, metavar="ROWS.jsonl", help="training rows; images go to ROWS.images/")
     build.add_argument("--format", help="data_format of the problems (default: detected from the columns)")

@@ -135,7 +135,10 @@ class ComponentSpec:
 class DataConfig:
     """``plugin.data``: the training prompts, read by a data format and converted for OpenRLHF.
 
-    ``path`` is absolute (None until the user sets it); ``format`` a ``data_format`` component;
+    ``path`` is a data source (None until the user sets it): a data file or a folder laid out as a
+    hub dataset, absolute, or a hub dataset name such as ``FanqingM/MMK12``, as written; a folder
+    or hub name may end in ``:split`` (default train; see
+    :func:`~mm_eureka_plugin.data.formats.data_source`). ``format`` is a ``data_format`` component;
     ``min_pixels``/``max_pixels`` the pixel budget every image is resized into (Qwen's rule);
     ``on_bad_row`` ``error`` (stop before Ray starts, with the report) or ``skip`` (log and drop);
     ``cache_dir`` where the converted rows and images go (default: ``<ckpt.output_dir>/data``).
@@ -453,8 +456,8 @@ def _parse_data(value: Any, where: str, base_dir: Path | None) -> DataConfig:
         raise RecipeError(f"{where} needs 'format': a data format such as mmk12, mmk12-parquet or openrlhf.")
     value = {**value, "format": _parse_component(value["format"], f"{where}.format", base_dir)}
     _check_section(DataConfig, value, where, {"min_pixels": 1, "max_pixels": 1})
-    for key in ("path", "cache_dir"):
-        value[key] = _absolute_path(value.get(key), base_dir, f"{where}.{key}")
+    value["cache_dir"] = _absolute_path(value.get("cache_dir"), base_dir, f"{where}.cache_dir")
+    value["path"] = _absolute_source(value.get("path"), base_dir, f"{where}.path")
     config = DataConfig(**value)
     if config.min_pixels > config.max_pixels:
         raise RecipeError(f"{where}: min_pixels ({config.min_pixels}) exceeds max_pixels ({config.max_pixels}).")
@@ -490,6 +493,17 @@ def _absolute_path(value: Any, base_dir: Path | None, where: str) -> str | None:
     if not isinstance(value, str) or not value:
         raise RecipeError(f"{where} must be a path, got {value!r}.")
     return str(_resolve_against(value, base_dir or Path.cwd()).resolve())
+
+
+def _absolute_source(value: Any, base_dir: Path | None, where: str) -> str | None:
+    """A data source with its local path made absolute; a hub dataset name as written."""
+    from mm_eureka_plugin.data.formats import absolute_source
+
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise RecipeError(f"{where} must be a path or a hub dataset name, got {value!r}.")
+    return absolute_source(value, base_dir or Path.cwd())
 
 
 def _resolve_against(path: str, base_dir: Path) -> Path:

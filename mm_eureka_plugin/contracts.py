@@ -40,8 +40,10 @@ class PolicyLoss(Protocol):
     """Kind ``policy_loss``: the scalar loss to minimise and scalar metrics by name.
 
     ``log_probs``, ``old_log_probs``, ``advantages`` and ``action_mask`` are per-token tensors of
-    shape ``[batch, response_len]``; ``num_tokens`` is the token-mean denominator (None: the
-    unmasked tokens of this batch).
+    shape ``[batch, response_len]``. ``num_tokens`` and ``num_sequences`` are the denominators of
+    a token mean and a sequence mean over the whole optimizer step on all ranks, divided by the
+    data-parallel size (None: this batch's unmasked tokens and non-empty sequences); a loss uses
+    the one its aggregation needs.
     """
 
     def __call__(
@@ -52,6 +54,7 @@ class PolicyLoss(Protocol):
         action_mask: torch.Tensor,
         *,
         num_tokens: torch.Tensor | float | None = None,
+        num_sequences: torch.Tensor | float | None = None,
     ) -> tuple[torch.Tensor, Mapping[str, torch.Tensor | float]]: ...
 
 
@@ -65,10 +68,12 @@ class AdvantageWeight(Protocol):
 
 @runtime_checkable
 class DataFormat(Protocol):
-    """Kind ``data_format``: reads a data file into the one internal prompt record."""
+    """Kind ``data_format``: reads a data source into the one internal prompt record."""
 
     def read(self, path: str | Path) -> Iterator[PromptRecord | BadRow]:
-        """One record, or bad row with its reason, per row of ``path``, in file order, numbered from 1."""
+        """One record, or bad row with its reason, per row of ``path``, in order, numbered from 1;
+        ``path`` is a data source: a data file, a hub-layout folder or a hub dataset name, the last
+        two with an optional ``:split`` (:func:`mm_eureka_plugin.data.formats.data_source`)."""
 
 
 @runtime_checkable
@@ -92,9 +97,10 @@ class PRMAggregator(Protocol):
 
 @runtime_checkable
 class Judge(Protocol):
-    """Kind ``judge``: whether each response's final answer matches ``gold``."""
+    """Kind ``judge``: whether each response's final answer matches ``gold``; ``question`` is the
+    problem's text when the caller has it (``mm-eureka eval`` passes it), for judges that read it."""
 
-    def __call__(self, responses: Sequence[str], gold: str) -> list[bool]: ...
+    def __call__(self, responses: Sequence[str], gold: str, question: str | None = None) -> list[bool]: ...
 
     def check_gold(self, gold: str) -> str | None:
         """Why problems with the gold answer ``gold`` cannot be judged; None when they can."""
@@ -141,7 +147,7 @@ def _probe_policy_loss(loss: PolicyLoss) -> str | None:
     log_probs = torch.full((rows, 3), -1.0, requires_grad=True)
     mask = torch.ones(rows, 3, dtype=torch.bool)
     advantages = torch.tensor([1.0, -1.0]).repeat(rows // 2).unsqueeze(-1).expand(rows, 3)
-    out = loss(log_probs, log_probs.detach() - 0.1, advantages, mask)
+    out = loss(log_probs, log_probs.detach() - 0.1, advantages, mask, num_tokens=3.0 * rows, num_sequences=float(rows))
     if not (isinstance(out, tuple) and len(out) == 2):
         return f"it returned {type(out).__name__}, not (loss, metrics)"
     value, metrics = out

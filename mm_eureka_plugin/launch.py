@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -55,27 +56,63 @@ def prepare_synthetic_task(recipe: Recipe) -> None:
 
 
 def converted_data_path(recipe: Recipe) -> Path:
-    """Where ``plugin.data`` is converted to: named by the source file's identity and the data settings."""
+    """Where ``plugin.data`` is converted to: named by the source's identity and the data settings.
+
+    A file's identity is its path, size and modification time; a folder's, the same of each file in
+    it; a hub dataset's, its name and split only (delete the converted file to read a newer version).
+    """
+    from mm_eureka_plugin.data.formats import DEFAULT_SPLIT, data_source
+
     data = recipe.plugin.data
-    source = Path(data.path)
-    stat = source.stat()
-    key = json.dumps([str(source), stat.st_size, stat.st_mtime_ns, as_recipe(data)], sort_keys=True)
+    source = data_source(data.path)
+    if source.kind == "file":
+        stat = Path(data.path).stat()
+        identity = [str(data.path), stat.st_size, stat.st_mtime_ns]
+        stem = Path(data.path).stem
+    else:
+        identity = [str(source), *(_folder_files(Path(source.location)) if source.kind == "folder" else [])]
+        stem = re.sub(r"[^\w.-]+", "_", f"{Path(source.location).name}-{source.split or DEFAULT_SPLIT}")
+    key = json.dumps([*identity, as_recipe(data)], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     cache_dir = Path(data.cache_dir) if data.cache_dir else recipe.output_dir / "data"
-    return cache_dir / f"{source.stem}-{digest}.jsonl"
+    return cache_dir / f"{stem}-{digest}.jsonl"
+
+
+def _folder_files(folder: Path) -> list[list[Any]]:
+    """``[relative path, size, modification time]`` of each file in ``folder`` and below, hidden ones
+    (``.git``, ``.cache``) left out."""
+    files = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            stat = path.stat()
+            files.append([relative.as_posix(), stat.st_size, stat.st_mtime_ns])
+    return files
 
 
 def check_data_path(recipe: Recipe) -> None:
-    """Refuse a ``plugin.data.path`` that is unset or not a file (a real run and ``--dry-run`` alike)."""
+    """Refuse a ``plugin.data.path`` that is unset, a missing file, or a folder without data files
+    (a real run and ``--dry-run`` alike). A hub dataset name is taken as it is here: reading it
+    (when the data is converted, before Ray starts) reports a name that is not on the Hub, not
+    cached while offline, or without the split asked for."""
+    from mm_eureka_plugin.data.formats import DATA_FILE_SUFFIXES, data_source
+
     path = recipe.plugin.data.path
     if path is None:
         raise RecipeError(
             f"{recipe.where}key 'plugin.data.path' is not set: point it at your training data "
-            "(e.g. --set plugin.data.path=/data/mmk12/train.jsonl)."
+            "(e.g. --set plugin.data.path=/data/mmk12/train.jsonl, or a hub dataset such as FanqingM/MMK12)."
         )
-    if not Path(path).is_file():
-        what = "a directory, not a data file" if Path(path).is_dir() else "no such file"
-        raise RecipeError(f"{recipe.where}key 'plugin.data.path': {what}: {path}.")
+    source = data_source(path)
+    if source.kind == "folder":
+        folder = Path(source.location)
+        if not any(p.is_file() and p.name.endswith(DATA_FILE_SUFFIXES) for p in folder.rglob("*")):
+            raise RecipeError(
+                f"{recipe.where}key 'plugin.data.path': a directory, not a data file, and no data files "
+                f"({', '.join(DATA_FILE_SUFFIXES)}) in it for datasets to read as a hub-layout folder: {folder}."
+            )
+    elif source.kind == "file" and not Path(path).is_file():
+        raise RecipeError(f"{recipe.where}key 'plugin.data.path': no such file: {path}.")
 
 
 def convert_data(recipe: Recipe) -> Path | None:

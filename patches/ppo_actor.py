@@ -25,9 +25,11 @@ METRIC_PREFIX = "policy_"
 class PluginPolicyLoss(torch.nn.Module):
     """OpenRLHF's ``PolicyLoss`` call shape around a plugin ``policy_loss``.
 
-    OpenRLHF's ``aggregate_loss`` token mode returns ``masked_sum / batch_num_tokens * dp_size``
-    (``batch_num_tokens`` counts the whole optimizer step on all ranks); passing
-    ``num_tokens = batch_num_tokens / dp_size`` to the plugin loss gives the same normalisation.
+    OpenRLHF's ``aggregate_loss`` returns ``masked_sum / batch_num_tokens * dp_size`` (token mode)
+    or ``sum of sequence means / global_batch_size * dp_size`` (sample mode); both counts cover the
+    whole optimizer step on all ranks, divided by the accumulation steps. Passing
+    ``num_tokens = batch_num_tokens / dp_size`` and ``num_sequences = global_batch_size / dp_size``
+    to the plugin loss gives the same normalisation.
     Returns OpenRLHF's 5-tuple ``(loss, clip_ratio, ppo_kl, None, None)``.
     """
 
@@ -50,7 +52,10 @@ class PluginPolicyLoss(torch.nn.Module):
         if action_mask is None:
             action_mask = torch.ones_like(log_probs, dtype=torch.bool)
         num_tokens = None if batch_num_tokens is None else batch_num_tokens / dp_size
-        loss, metrics = self.loss_fn(log_probs, old_log_probs, advantages, action_mask, num_tokens=num_tokens)
+        num_sequences = None if global_batch_size is None else global_batch_size / dp_size
+        loss, metrics = self.loss_fn(
+            log_probs, old_log_probs, advantages, action_mask, num_tokens=num_tokens, num_sequences=num_sequences
+        )
         mask = action_mask.to(log_probs.dtype)
         tokens = mask.sum().clamp(min=1.0)
         ppo_kl = ((old_log_probs - log_probs).detach() * mask).sum() / tokens

@@ -27,8 +27,14 @@ def test_dry_run_prints_the_openrlhf_command_and_the_plugin_config(capsys):
     assert "--algo.advantage.estimator dr_grpo" in command
     assert "--actor.freeze_visual_encoder" in command
     config = json.loads(out.split("# plugin config\n", 1)[1].split("# placement\n")[0])
-    assert config["policy_loss"] == {"name": "cpgd", "clip_eps": 0.2, "drift_coef": 0.01, "drift_clip": 2.0}
-    assert config["advantage_weight"] == {"name": "clip_filter_like", "max_weight": 3.0}
+    assert config["policy_loss"] == {
+        "name": "cpgd",
+        "clip_eps": 0.2,
+        "drift_coef": 0.01,
+        "drift_clip": 2.0,
+        "aggregation": "seq_mean_token_mean",
+    }
+    assert config["advantage_weight"] == {"name": "std"}
 
 
 def test_the_prm_recipe_given_to_train_says_which_command_runs_it(capsys):
@@ -99,7 +105,43 @@ def test_paper_recipe_settings():
         assert flags["train.colocate_all"] and flags["vllm.enable_sleep"] and flags["ds.enable_sleep"]
     cpgd = load_recipe(CPGD_RECIPE)
     assert vars_of(cpgd)["rollout.n_samples_per_prompt"] == 8
-    assert cpgd.plugin.accuracy_filter is None  # clip-filter-like weights stand in for it
+    assert cpgd.plugin.accuracy_filter is None  # the CPGD authors' script filters nothing
+
+    for recipe in (mm_eureka, cpgd, load_recipe(ROOT / "recipes" / "mm-eureka-qwen2.5vl-32b.yaml")):
+        assert recipe.plugin.policy_loss.params["aggregation"] == "seq_mean_token_mean"  # the authors' reduction
+
+
+AUTHORS_SCRIPTS = {  # flags of the MM-EUREKA scripts that the recipes match (README "Recipes against the papers")
+    "mm-eureka-qwen2.5vl-7b.yaml": {  # qwen @ bccddd7 train_mm_eureka_qwen_7b_single_node.sh
+        "actor.adam.lr": 1e-6,
+        "train.num_episodes": 10,
+        "rollout.batch_size": 128,
+        "rollout.n_samples_per_prompt": 8,
+        "train.batch_size": 128,
+        "train.micro_batch_size": 2,
+        "rollout.temperature": 1.0,
+        "ds.zero_stage": 1,
+        "algo.kl.init_coef": 0.0,
+        "algo.advantage.estimator": "group_norm",
+    },
+    "cpgd-qwen2.5vl-7b.yaml": {  # fe4a536 train_cpgd_qwen_7b_single_node.sh
+        "actor.adam.lr": 1e-6,
+        "train.num_episodes": 5,
+        "actor.adam.weight_decay": 0.01,
+        "actor.lr_warmup_ratio": 0.0,
+        "train.micro_batch_size": 1,
+        "rollout.batch_size": 128,
+        "rollout.n_samples_per_prompt": 8,
+        "ds.zero_stage": 1,
+        "algo.kl.init_coef": 0.0,
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(AUTHORS_SCRIPTS))
+def test_recipes_keep_the_authors_script_values(name):
+    recipe = load_recipe(ROOT / "recipes" / name)
+    assert {key: recipe.openrlhf.get(key) for key in AUTHORS_SCRIPTS[name]} == AUTHORS_SCRIPTS[name]
 
 
 def vars_of(recipe):
@@ -208,12 +250,39 @@ def test_eval_and_prm_annotate_take_the_same_sampling_flags(capsys):
     assert (sampling.backend, sampling.batch_size) == ("transformers", 16)
 
 
+def test_eval_takes_a_judge_as_prm_annotate_does(capsys):
+    from mm_eureka_plugin.cli import build_parser
+
+    text = help_text(["eval"], capsys)
+    assert "--judge JUDGE judge (name or reference) deciding instead of the reward" in text
+    assert "--judge-arg KEY=VALUE judge parameter, repeatable" in help_text(["prm", "annotate"], capsys)
+    assert "--judge-arg KEY=VALUE judge parameter, repeatable" in text
+    argv = ["eval", "b.jsonl", "--candidates", "c.jsonl", "--out", "o", "--judge", "openai_compatible"]
+    args = build_parser().parse_args([*argv, "--judge-arg", "url=https://h/v1", "--judge-arg", "model=gpt-4o"])
+    assert (args.judge, args.judge_arg, args.reward) == (
+        "openai_compatible",
+        ["url=https://h/v1", "model=gpt-4o"],
+        "accuracy",
+    )
+
+
 def test_dry_run_refuses_a_data_file_that_does_not_exist(tmp_path, capsys):
     missing = tmp_path / "train.jsonl"
     assert main(["train", str(CPGD_RECIPE), "--dry-run", "--set", f"plugin.data.path={missing}"]) == 2
     assert f"key 'plugin.data.path': no such file: {missing}" in capsys.readouterr().err
     assert main(["train", str(CPGD_RECIPE), "--dry-run", "--set", f"plugin.data.path={tmp_path}"]) == 2
-    assert "a directory, not a data file" in capsys.readouterr().err
+    assert "a directory, not a data file, and no data files (.jsonl, .json, .parquet) in it" in capsys.readouterr().err
+
+
+def test_dry_run_takes_a_hub_dataset_name_and_a_hub_layout_folder(tmp_path, capsys):
+    def data_path(value):
+        assert main(["train", str(CPGD_RECIPE), "--dry-run", "--set", f"plugin.data.path={value}"]) == 0
+        return json.loads(capsys.readouterr().out.split("# plugin config\n", 1)[1].split("# placement\n")[0])
+
+    assert data_path("FanqingM/MMK12")["data"]["path"] == "FanqingM/MMK12"  # not read in a dry run
+    (tmp_path / "MMK12" / "data").mkdir(parents=True)
+    (tmp_path / "MMK12" / "data" / "test-00000-of-00001.parquet").write_bytes(b"")
+    assert data_path(f"{tmp_path / 'MMK12'}:test")["data"]["path"] == f"{tmp_path / 'MMK12'}:test"
 
 
 def test_third_party_import_noise_stays_off_the_first_screen():

@@ -14,7 +14,7 @@ from mm_eureka_plugin import hookimpl
 
 def make_scaled_loss(scale: float = 1.0):
     """Sum of log-probs times advantages, scaled (a third-party test loss)."""
-    def loss(log_probs, old_log_probs, advantages, action_mask, *, num_tokens=None):
+    def loss(log_probs, old_log_probs, advantages, action_mask, *, num_tokens=None, num_sequences=None):
         return -(scale * log_probs * advantages * action_mask).sum(), {}
     return loss
 
@@ -134,12 +134,12 @@ def test_references_into_the_standard_library_are_refused_before_import(fresh_re
         ("data_format", "def make():\n    return lambda path: []\n", "lacks the data_format methods \\(read\\)"),
         (
             "policy_loss",
-            "import torch\ndef make():\n    return lambda lp, old, adv, mask, num_tokens=None: (torch.tensor(0.0), {})\n",
+            "import torch\ndef make():\n    return lambda lp, old, adv, mask, num_tokens=None, num_sequences=None: (torch.tensor(0.0), {})\n",
             "its loss is not a one-element tensor that depends on log_probs",
         ),
         (
             "policy_loss",
-            "def make():\n    return lambda lp, old, adv, mask, num_tokens=None: lp.sum()\n",
+            "def make():\n    return lambda lp, old, adv, mask, num_tokens=None, num_sequences=None: lp.sum()\n",
             "it returned Tensor, not \\(loss, metrics\\)",
         ),
         (

@@ -1,4 +1,4 @@
-"""Check a data file, and convert it to OpenRLHF's native prompt rows with images on the pixel budget.
+"""Check a data source, and convert it to OpenRLHF's native prompt rows with images on the pixel budget.
 
 :func:`convert_file` writes jsonl rows OpenRLHF's ``PromptDataset`` reads as they stand
 (``--data.input_key prompt --data.image_key images --data.label_key label --data.apply_chat_template``)::
@@ -30,7 +30,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from mm_eureka_plugin.contracts import DataFormat
-from mm_eureka_plugin.data.formats import has_text, is_parquet, json_lines
+from mm_eureka_plugin.data.formats import data_source, has_text, is_parquet, json_lines, load_split
 from mm_eureka_plugin.data.images import (
     MAX_IMAGE_BYTES,
     MAX_IMAGE_PIXELS,
@@ -78,24 +78,17 @@ class DataReport:
 
 
 def detect_format(path: str | Path) -> str:
-    """The registered format name for ``path`` from its columns (the Parquet schema, or the first
-    JSON line): ``message`` -> mmk12, ``prompt`` -> openrlhf, ``question`` -> mmk12-parquet."""
+    """The registered format name for the data source ``path`` from its columns (the Parquet schema,
+    the first JSON line, or a folder's or hub dataset's features): ``message`` -> mmk12, ``prompt``
+    -> openrlhf, ``question`` -> mmk12-parquet."""
+    source = data_source(path)
     path = Path(path)
-    if not path.is_file():
+    if source.kind != "file":
+        columns = load_split(source).column_names
+    elif not path.is_file():
         raise DataError(f"{path}: no such file.")
-    if not is_parquet(path) and not has_text(path):
-        raise DataError(f"{path}: no rows (the file is empty or holds only blank lines). Check the path.")
-    columns: list[str] = []
-    try:
-        if is_parquet(path):
-            import pyarrow.parquet as pq
-
-            columns = pq.read_schema(path).names
-        else:
-            row = json.loads(next((line for _, line in json_lines(path) if line.strip()), "{}"))
-            columns = list(row) if isinstance(row, dict) else []
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read its columns: {exc}") from None
+    else:
+        columns = _file_columns(path)
     for column, name in FORMAT_COLUMNS.items():
         if column in columns:
             return name
@@ -104,6 +97,20 @@ def detect_format(path: str | Path) -> str:
         "Name the format: mmk12 (message, answer), mmk12-parquet (question, answer, image) or "
         "openrlhf (prompt, images, label)."
     )
+
+
+def _file_columns(path: Path) -> list[str]:
+    if not is_parquet(path) and not has_text(path):
+        raise DataError(f"{path}: no rows (the file is empty or holds only blank lines). Check the path.")
+    try:
+        if is_parquet(path):
+            import pyarrow.parquet as pq
+
+            return pq.read_schema(path).names
+        row = json.loads(next((line for _, line in json_lines(path) if line.strip()), "{}"))
+        return list(row) if isinstance(row, dict) else []
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read its columns: {exc}") from None
 
 
 def check_file(
@@ -117,7 +124,9 @@ def check_file(
     progress: bool = False,
     **format_params: Any,
 ) -> DataReport:
-    """Read every row of ``path`` and load its images onto the pixel budget; report the bad rows.
+    """Read every row of the data source ``path`` (a data file, a hub-layout folder or a hub dataset
+    name, see :func:`~mm_eureka_plugin.data.formats.data_source`) and load its images onto the pixel
+    budget; report the bad rows.
 
     ``fmt`` is a registered ``data_format`` name or reference (built with ``format_params``), a
     built format, or ``None`` for :func:`detect_format`. Raises :class:`DataError` only if the
@@ -145,7 +154,7 @@ def convert_file(
     max_image_pixels: int = MAX_IMAGE_PIXELS,
     **format_params: Any,
 ) -> DataReport:
-    """Convert ``in_path`` to OpenRLHF's native jsonl at ``out_path`` (see the module docstring).
+    """Convert the data source ``in_path`` to OpenRLHF's native jsonl at ``out_path`` (see the module docstring).
 
     ``fmt`` is as for :func:`check_file`. With ``on_bad_row="error"`` any bad row raises
     :class:`DataError` listing them and nothing is written; with ``"skip"`` the good rows are

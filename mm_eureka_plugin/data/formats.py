@@ -2,23 +2,31 @@
 
 A data format (:class:`~mm_eureka_plugin.contracts.DataFormat`) is built by its factory with the
 recipe's parameters and has one method, ``read(path) -> Iterator[PromptRecord | BadRow]``: one item
-per row, in file order, numbered from 1. Rows are read with HF ``datasets`` (``json`` for
-``.jsonl``/``.json``, ``parquet`` for ``.parquet``), streamed, so nothing is cached or written next
-to the data. Image references are returned as read, paths made absolute against the data file's
-folder; images are loaded and checked by :mod:`mm_eureka_plugin.data.convert`.
+per row, in order, numbered from 1. ``path`` is a data source (:func:`data_source`): a data file, a
+local folder laid out as a hub dataset repository, or a hub dataset name such as ``FanqingM/MMK12``,
+the last two with an optional ``:split``. Rows are read with HF ``datasets``: a file streamed
+(``json`` for ``.jsonl``/``.json``, ``parquet`` for ``.parquet``), so nothing is cached or written
+next to it; a folder or hub dataset through ``datasets``' own cache, as ``load_dataset`` reads it.
+Image references are returned as read, paths made absolute against the data's folder
+(:func:`source_dir`); images are loaded and checked by :mod:`mm_eureka_plugin.data.convert`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from mm_eureka_plugin.data.images import resolve_image_ref
 from mm_eureka_plugin.data.prompts import apply_system_prompt, resolve_system_prompt
 from mm_eureka_plugin.data.records import LABEL_COLUMN, BadRow, DataError, PromptRecord
+
+if TYPE_CHECKING:
+    import datasets
 
 IMAGE_TAG = "<image>"
 """Image placeholder in plain-text prompts, as OpenRLHF's ``PromptDataset`` reads them."""
@@ -34,13 +42,160 @@ def is_parquet(path: Path) -> bool:
     return ".parquet" in path.suffixes
 
 
+DATA_FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
+"""Extensions that make a path a data file; ``--dry-run`` also looks for them in a folder."""
+DEFAULT_SPLIT = "train"
+"""The split of a folder or hub dataset named without ``:split``."""
+_HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where rows come from: a data ``file``, a local ``folder`` laid out as a hub dataset
+    repository, or a ``hub`` dataset name. ``location`` is the path or name as written; ``split``
+    the split asked for after a colon (None: :data:`DEFAULT_SPLIT`; files have none)."""
+
+    kind: Literal["file", "folder", "hub"]
+    location: str
+    split: str | None = None
+
+    def __str__(self) -> str:
+        return self.location if self.split is None else f"{self.location}:{self.split}"
+
+
+def data_source(text: str | Path, base_dir: str | Path | None = None) -> DataSource:
+    """What the data source ``text`` names, its relative paths taken from ``base_dir`` (default: the
+    working directory).
+
+    In order: an existing folder is a ``folder``; an existing file, or a name ending in ``.jsonl``,
+    ``.json`` or ``.parquet``, is a ``file``; ``LOCATION:SPLIT``, where LOCATION (no colon after its
+    last ``/``) is an existing folder or an ``owner/name``, is that folder or hub dataset's split
+    SPLIT (any split ``datasets`` accepts, e.g. ``test`` or ``train[:100]``); an ``owner/name`` is a
+    ``hub`` dataset; anything else is a ``file`` (which reading then reports as missing). A local
+    folder thus wins over a hub dataset of the same name.
+    """
+    text = str(text)
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+
+    def local(location: str) -> Path:
+        return base / Path(location).expanduser()
+
+    if local(text).is_dir():
+        return DataSource("folder", text)
+    if local(text).exists() or text.endswith(DATA_FILE_SUFFIXES):
+        return DataSource("file", text)
+    colon = text.find(":", text.rfind("/") + 1)
+    location, split = (text[:colon], text[colon + 1 :]) if colon > 0 else (text, None)
+    if split is not None and split.strip():
+        if local(location).is_dir():
+            return DataSource("folder", location, split)
+        if _is_hub_name(location):
+            return DataSource("hub", location, split)
+    if _is_hub_name(text):
+        return DataSource("hub", text)
+    return DataSource("file", text)
+
+
+def _is_hub_name(text: str) -> bool:
+    return _HUB_NAME.fullmatch(text) is not None and ".." not in text and not text.endswith(DATA_FILE_SUFFIXES)
+
+
+def absolute_source(text: str | Path, base_dir: str | Path | None = None) -> str:
+    """The data source ``text`` with its local path made absolute against ``base_dir`` (default:
+    the working directory) and resolved, its ``:split`` kept; a hub dataset name as it is."""
+    source = data_source(text, base_dir)
+    if source.kind == "hub":
+        return str(source)
+    location = Path(base_dir if base_dir is not None else Path.cwd()) / Path(source.location).expanduser()
+    return str(DataSource(source.kind, str(location.resolve()), source.split))
+
+
+def source_dir(text: str | Path) -> Path:
+    """The folder that relative image paths in the rows of ``text`` are taken from: a data file's
+    folder, a dataset folder itself, and the working directory for a hub dataset."""
+    source = data_source(text)
+    if source.kind == "file":
+        return Path(source.location).parent
+    return Path(source.location) if source.kind == "folder" else Path.cwd()
+
+
+def load_split(source: DataSource) -> datasets.Dataset:
+    """The split of a ``folder`` or ``hub`` source, ``Image`` columns undecoded, loaded in the steps
+    of ``datasets.load_dataset(location, split=split)`` (builder, ``download_and_prepare``,
+    ``as_dataset``; the builder's splits name a missing one). Not streamed: it uses and fills the
+    datasets cache, so a hub dataset read once online is read offline with ``HF_HUB_OFFLINE=1``
+    or ``HF_DATASETS_OFFLINE=1``.
+
+    Raises :class:`DataError` naming the source for a split it does not have (listing those it
+    has), a hub dataset that is not cached while offline or the Hub cannot be reached, one that is
+    not on the Hub, and anything else ``datasets`` cannot read.
+    """
+    import datasets
+    from datasets.exceptions import DatasetNotFoundError
+
+    where, split = str(source), source.split or DEFAULT_SPLIT
+    path = source.location if source.kind == "hub" else str(Path(source.location).expanduser().resolve())
+    try:
+        builder = datasets.load_dataset_builder(path)
+        builder.download_and_prepare()
+    except ConnectionError as exc:
+        if source.kind != "hub":
+            raise DataError(f"{where}: cannot read it with datasets: {type(exc).__name__}: {exc}") from exc
+        why = (
+            "offline mode is on (HF_HUB_OFFLINE or HF_DATASETS_OFFLINE)"
+            if datasets.config.HF_HUB_OFFLINE
+            else f"the Hugging Face Hub cannot be reached ({exc})"
+        )
+        raise DataError(
+            f"{where}: no such local file or folder, and the hub dataset {path} is not in the datasets cache "
+            f"({datasets.config.HF_DATASETS_CACHE}) while {why}. Read it once online to cache it (e.g. "
+            f"`mm-eureka data check {where}`), or point at a local copy: `hf download {path} --repo-type "
+            f"dataset --local-dir DIR`, then use DIR:{split}."
+        ) from exc
+    except DatasetNotFoundError as exc:
+        raise DataError(
+            f"{where}: no such local file or folder, and no such dataset on the Hugging Face Hub ({exc})."
+        ) from exc
+    except Exception as exc:  # datasets raises many types; all mean "this source cannot be read"
+        raise DataError(f"{where}: cannot read it with datasets: {type(exc).__name__}: {exc}") from exc
+    splits = list(builder.info.splits or {})
+    unknown = [name for part in split.split("+") if (name := part.split("[")[0].strip()) not in splits]
+    if unknown:
+        raise DataError(
+            f"{where}: no split {unknown[0]!r}; the splits there are {', '.join(splits) or 'none'}. "
+            f"Name one after a colon, e.g. {source.location}:{splits[0] if splits else DEFAULT_SPLIT}."
+        )
+    try:
+        dataset = builder.as_dataset(split=split)
+    except Exception as exc:  # a malformed slice such as train[:x]
+        raise DataError(f"{where}: cannot read split {split!r}: {type(exc).__name__}: {exc}") from exc
+    return _undecoded_images(dataset)
+
+
+def _undecoded_images(dataset: Any) -> Any:
+    """``dataset`` (streamed or not) with its ``Image`` columns cast to ``Image(decode=False)``."""
+    import datasets
+
+    for name, feature in (dataset.features or {}).items():
+        if isinstance(feature, datasets.Image):
+            dataset = dataset.cast_column(name, datasets.Image(decode=False))
+        elif isinstance(feature, datasets.List) and isinstance(feature.feature, datasets.Image):
+            dataset = dataset.cast_column(name, datasets.List(datasets.Image(decode=False)))
+    return dataset
+
+
 def read_rows(path: str | Path) -> Iterator[dict[str, Any]]:
-    """The rows of a ``.jsonl``/``.json``/``.parquet`` file as dicts, streamed by HF ``datasets``.
+    """The rows of the data source ``path`` (:func:`data_source`) as dicts: a ``.jsonl``/``.json``/
+    ``.parquet`` file streamed by HF ``datasets``, a folder's or hub dataset's split by :func:`load_split`.
 
     A column holding values of several types (datasets' ``Json`` feature) comes back as the
     decoded values; HF ``Image`` columns come back undecoded (``{"bytes", "path"}``). Raises
-    :class:`DataError` naming the file if it is missing or ``datasets`` cannot read it.
+    :class:`DataError` naming the source if it is missing or ``datasets`` cannot read it.
     """
+    source = data_source(path)
+    if source.kind != "file":
+        yield from load_split(source)
+        return
     import datasets
 
     path = Path(path)
@@ -54,12 +209,7 @@ def read_rows(path: str | Path) -> Iterator[dict[str, Any]]:
             dataset = datasets.load_dataset(
                 builder, data_files=str(path), split="train", streaming=True, cache_dir=cache_dir, **options
             )
-            for name, feature in (dataset.features or {}).items():
-                if isinstance(feature, datasets.Image):
-                    dataset = dataset.cast_column(name, datasets.Image(decode=False))
-                elif isinstance(feature, datasets.List) and isinstance(feature.feature, datasets.Image):
-                    dataset = dataset.cast_column(name, datasets.List(datasets.Image(decode=False)))
-            rows = iter(dataset)
+            rows = iter(_undecoded_images(dataset))
             while (row := next(rows, None)) is not None:
                 yield row
         except Exception as exc:  # datasets raises many types; all mean "this file cannot be read"
@@ -241,8 +391,8 @@ class MMK12Jsonl:
         self.system_prompt = resolve_system_prompt(system_prompt)
 
     def read(self, path: str | Path) -> Iterator[PromptRecord | BadRow]:
-        """The rows of ``path`` (see the class docstring)."""
-        path = Path(path)
+        """The rows of the data source ``path`` (see the class docstring)."""
+        base_dir = source_dir(path)
         for number, row in enumerate(read_rows(path), start=1):
             problems: list[str] = []
             messages, images = [], []
@@ -262,7 +412,7 @@ class MMK12Jsonl:
                 problems.append(str(exc))
             answer = check_answer(row.get("answer"), problems)
             metadata = {k: v for k, v in row.items() if k not in ("message", "answer") and v is not None}
-            yield _finish(number, problems, messages, images, answer, metadata, row, path.parent)
+            yield _finish(number, problems, messages, images, answer, metadata, row, base_dir)
 
 
 class MMK12Parquet:
@@ -279,8 +429,8 @@ class MMK12Parquet:
         self.system_prompt = resolve_system_prompt(system_prompt)
 
     def read(self, path: str | Path) -> Iterator[PromptRecord | BadRow]:
-        """The rows of ``path`` (see the class docstring)."""
-        path = Path(path)
+        """The rows of the data source ``path`` (see the class docstring)."""
+        base_dir = source_dir(path)
         for number, row in enumerate(read_rows(path), start=1):
             problems: list[str] = []
             image_column = next((c for c in ("image", "images") if c in row), None)
@@ -298,7 +448,7 @@ class MMK12Parquet:
             answer = check_answer(row.get("answer"), problems)
             skip = ("question", "answer", image_column)
             metadata = {k: v for k, v in row.items() if k not in skip and v is not None}
-            yield _finish(number, problems, messages, images, answer, metadata, row, path.parent)
+            yield _finish(number, problems, messages, images, answer, metadata, row, base_dir)
 
 
 class OpenRLHFRows:
@@ -326,8 +476,8 @@ class OpenRLHFRows:
         self.metadata_key = metadata_key
 
     def read(self, path: str | Path) -> Iterator[PromptRecord | BadRow]:
-        """The rows of ``path`` (see the class docstring)."""
-        path = Path(path)
+        """The rows of the data source ``path`` (see the class docstring)."""
+        base_dir = source_dir(path)
         known = (self.input_key, self.image_key, self.label_key, self.metadata_key, LABEL_COLUMN)
         for number, row in enumerate(read_rows(path), start=1):
             problems: list[str] = []
@@ -347,7 +497,7 @@ class OpenRLHFRows:
             except RowError as exc:
                 problems.append(str(exc))
             answer = check_answer(row.get(self.label_key), problems)
-            yield _finish(number, problems, messages, images, answer, metadata, row, path.parent)
+            yield _finish(number, problems, messages, images, answer, metadata, row, base_dir)
 
     def _metadata(self, value: Any, problems: list[str]) -> dict[str, Any]:
         if isinstance(value, str):

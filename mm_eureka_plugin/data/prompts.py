@@ -22,6 +22,17 @@ SYSTEM_PROMPTS = {
         "$1+1=2$, so the answer is $2$. </think><answer> $2$ </answer>, which means your output should start "
         "with <think> and end with </answer>."
     ),
+    # The system prompt of MM-Eureka's MMK12 evaluation (SYSTEM_PROMPT_32B of
+    # eval/mmk12/evaluate_mmk12.py, used for 7B too), verbatim: the typos and the doubled
+    # backslashes of "\\boxed" are in the text the model saw.
+    "mmk12-eval": (
+        "Solve the question. The user asks a question, and you solves it. You first thinks about the "
+        "reasoning process in the mind and then provides the user with the answer. The answer is in latex "
+        "format and wrapped in $...$. The final answer must be wrapped using the \\\\boxed{} command. Th "
+        "answer should be enclosed within <answer> </answer> tags, i.e., Since $1+1=2$, so the answer is $2$. "
+        "<answer> The answer is $\\\\boxed{2}$ </answer>, which means the final answer assistant's output "
+        "should start with <answer> and end with </answer>."
+    ),
 }
 """Named system prompts a recipe can choose with ``system_prompt: <name>``."""
 

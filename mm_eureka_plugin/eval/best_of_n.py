@@ -14,9 +14,22 @@ mean over problems (overall and per category), these fractions in [0, 1]:
   first in the candidate order. The vote is right if any candidate with the winning answer is
   correct (candidates with equal answers normally agree; the rule settles a judge that did not).
 - ``pass@N``: 1 if any candidate is correct (the oracle pick, an upper bound for every pick).
-- ``bon/<name>`` for each aggregator: the PRM's Best-of-N pick. Among the candidates that have
-  step scores, the one with the highest ``aggregator(step_scores)`` is picked (ties: the earliest);
-  the problem scores 1 if it is correct. Candidates without step scores cannot be picked.
+- ``bon/<name>`` for each aggregator: the PRM's Best-of-N pick, the candidate with the highest
+  ``aggregator(step_scores)``; the problem scores 1 if it is correct. Ties go to the earliest
+  candidate, as MM-PRM's ``prm_score.index(max(prm_score))`` (``eval/prm/extract_calculate.py``).
+
+Candidates without steps (no step scores) stay candidates, as in MM-PRM: they count in N and in
+every baseline, and a PRM can pick them. MM-PRM scores them 0 in every aggregation; we rank them by
+the aggregator's ``no_steps_score`` (:class:`~mm_eureka_plugin.prm.aggregate.StepScoreAggregator`):
+0, the same as MM-PRM, for the aggregations whose values lie in [0, inf) (min, last, product,
+average, max, mean_odds), where 0 is the floor, so such a candidate wins only if every candidate
+scores 0 and it comes first. For ``sum_logprob`` and ``sum_logit``, whose values go below 0,
+MM-PRM's 0 ranks a candidate without steps above real ones (for sum_logprob, above any with one
+step scored below 1); we rank it at -inf instead, never above one with steps. (MM-PRM's scoring
+scripts also put one ``<prm>`` tag in the prompt of a candidate without steps, which shifts the
+scores of the candidates after it by one step; ours score each candidate's own steps.) An
+aggregator without a ``no_steps_score`` attribute (e.g. a plain function) ranks such candidates at
+-inf too.
 
 N, the number of candidates per problem, is reported as ``n_min`` and ``n_max`` (equal when all
 problems have the same N). Nothing here is random: the result is a function of the input.
@@ -135,12 +148,17 @@ class Report:
 def evaluate(problems: Sequence[Problem], aggregators: Mapping[str, Aggregator]) -> Report:
     """Best-of-N metrics (see the module docstring) of ``problems``, one ``bon/<name>`` per aggregator.
 
-    Raises ``ValueError`` naming the problem for: no problems at all, a duplicate id, a category
-    named "overall" (reserved), a problem with no candidates, a problem where no candidate has
-    step scores (when aggregators are given), and an aggregator that fails or returns NaN.
+    Raises ``ValueError`` for: no problems at all, aggregators given but no candidate of any problem
+    with step scores (no PRM ran), and, naming the problem, for a duplicate id, a category named
+    "overall" (reserved), a problem with no candidates, and an aggregator that fails or returns NaN.
     """
     if not problems:
         raise ValueError("no problems to evaluate.")
+    if aggregators and not any(c.step_scores for problem in problems for c in problem.candidates):
+        raise ValueError(
+            "no candidate of any problem has step scores, so no PRM can pick one; "
+            "score the candidates with the PRM, or evaluate without aggregators."
+        )
     seen: set[str] = set()
     scores: list[dict[str, float]] = []
     for problem in problems:
@@ -177,24 +195,22 @@ def _score_problem(problem: Problem, aggregators: Mapping[str, Aggregator]) -> d
         "maj@N": float(_majority_correct(candidates)),
         "pass@N": float(any(c.correct for c in candidates)),
     }
-    scored = [(i, c) for i, c in enumerate(candidates) if c.step_scores]
-    if aggregators and not scored:
-        raise ValueError(
-            f"problem {problem.id!r}: no candidate has step scores, so no PRM can pick one; "
-            "score the candidates with the PRM or drop the problem."
-        )
     for name, aggregate in aggregators.items():
+        no_steps = float(getattr(aggregate, "no_steps_score", -math.inf))
         best, best_value = None, -math.inf
-        for index, candidate in scored:
-            try:
-                value = float(aggregate(candidate.step_scores))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"problem {problem.id!r}, candidate {index}: aggregator {name!r} failed: {exc}"
-                ) from exc
+        for index, candidate in enumerate(candidates):
+            if not candidate.step_scores:
+                value = no_steps
+            else:
+                try:
+                    value = float(aggregate(candidate.step_scores))
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(
+                        f"problem {problem.id!r}, candidate {index}: aggregator {name!r} failed: {exc}"
+                    ) from exc
             if math.isnan(value):
                 raise ValueError(f"problem {problem.id!r}, candidate {index}: aggregator {name!r} returned NaN.")
-            if best is None or value > best_value:
+            if best is None or value > best_value:  # ties: the earliest, as list.index(max(...))
                 best, best_value = candidate, value
         row[f"bon/{name}"] = float(best.correct)
     return row

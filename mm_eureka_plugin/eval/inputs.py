@@ -45,7 +45,7 @@ def listed(items: list[str], sep: str = ", ") -> str:
 
 
 def read_problems(path: Path, data_format: DataFormat) -> dict[str, PromptRecord]:
-    """The records of the data file ``path`` (read by the ``data_format`` component) by problem id,
+    """The records of the data source ``path`` (read by the ``data_format`` component) by problem id,
     in file order; :class:`EvalError` listing the bad rows (a row the format rejects) and repeated
     ids, or for a file with no row."""
     records: dict[str, PromptRecord] = {}

@@ -2,8 +2,10 @@
 
 Inputs (:mod:`~mm_eureka_plugin.eval.inputs`):
 
-- ``BENCHMARK``: a data file of any ``data_format`` (each row a problem: chat messages, images,
-  gold answer, metadata). A bad row is an error: an evaluation never skips a problem silently.
+- ``BENCHMARK``: a data source of any ``data_format`` (each row a problem: chat messages, images,
+  gold answer, metadata): a data file, a hub-layout folder or a hub dataset name with an optional
+  ``:split`` (e.g. ``FanqingM/MMK12:test``; :func:`~mm_eureka_plugin.data.formats.data_source`).
+  A bad row is an error: an evaluation never skips a problem silently.
   A problem's id is its ``metadata["id"]`` (as text) when present, else its 1-based row number
   as text; its category is ``metadata[category_key]`` (as text), or none when the key is missing.
 - ``CANDIDATES.jsonl``: one line per benchmark problem, ``{"id": str | int, "responses": [str, ...]}``
@@ -12,17 +14,31 @@ Inputs (:mod:`~mm_eureka_plugin.eval.inputs`):
   :func:`~mm_eureka_plugin.eval.generate.generate_candidates` writes ``OUT_DIR/candidates.jsonl``
   first (resumable too), and the evaluation reads it.
 
-Per problem (:func:`judge_problem`): the reward judges every response (a candidate is correct
-when the result's ``score``, else its ``reward``, is >= 1); :func:`~mm_eureka_plugin.rewards.answers.answer_text`
-extracts the answer majority voting compares; with a PRM, each response is split into steps and
-all the problem's candidates are scored in one :meth:`PRMScorer.score` call (the prompt is the
-benchmark's chat messages, with its images; a response without steps gets no step scores).
+Per problem (:func:`judge_problem`), one of:
+
+- a **reward** (default ``accuracy``) judges every response: a candidate is correct when the
+  result's ``score``, else its ``reward``, is >= 1; :func:`~mm_eureka_plugin.rewards.answers.answer_text`
+  extracts the answer majority voting compares.
+- a **judge** (a ``judge`` component, e.g. ``openai_compatible`` for GPT-4o or ``math_verify``;
+  :func:`judge_answers`) is asked about each response's answer as MM-Eureka's MMK12 evaluation
+  extracts it (:func:`~mm_eureka_plugin.rewards.answers.mmk12_eval_answer`: the first answer span,
+  else the last ``\\boxed{}``, else the whole response) against the gold answer; a candidate is
+  correct when it says yes. Every gold is checked with the judge's ``check_gold`` before the first
+  problem (one it cannot judge is an error, never a skipped problem). :data:`JUDGED_AT_ONCE`
+  problems are judged at once, in threads. A judge that stays unavailable
+  (:class:`~mm_eureka_plugin.prm.judges.JudgeUnavailable`) stops the run with an
+  :class:`EvalError`; the problems judged before it are kept, and a rerun continues.
+
+With a PRM, each response is also split into steps and all the problem's candidates are scored in
+one :meth:`PRMScorer.score` call (the prompt is the benchmark's chat messages, with its images; a
+response without steps gets no step scores).
 
 ``OUT_DIR`` holds:
 
 - ``eval.json``: the settings of the run (benchmark, format, candidates, reward, PRM, splitter,
-  category key, and the policy with its sampling settings). A later run with other settings is
-  refused: results of two settings never mix.
+  category key, the policy with its sampling settings, and the judge with its parameters, secrets
+  redacted: :func:`recorded_judge`). A later run with other settings is refused: results of two
+  settings never mix.
 - ``results.jsonl``: one line per finished problem, appended and flushed as it finishes (a
   :mod:`~mm_eureka_plugin.runfiles` run file),
   ``{"id", "category", "candidates": [{"answer", "correct", "step_scores"[, "reward_error"]}]}``.
@@ -37,16 +53,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from mm_eureka_plugin.contracts import Reward, StepSplitter
+from mm_eureka_plugin.contracts import Judge, Reward, StepSplitter
 from mm_eureka_plugin.data.convert import detect_format, load_record_images
+from mm_eureka_plugin.data.formats import absolute_source
 from mm_eureka_plugin.data.images import ImageError
 from mm_eureka_plugin.data.records import PromptRecord
 from mm_eureka_plugin.eval.best_of_n import Candidate, Problem, Report, evaluate
@@ -59,9 +78,10 @@ from mm_eureka_plugin.eval.inputs import (
     read_candidates,
     read_problems,
 )
+from mm_eureka_plugin.prm.judges import JudgeUnavailable, redact_url
 from mm_eureka_plugin.prm.scorer import PRMCheckpointError, PRMInput, PRMScorer
 from mm_eureka_plugin.registry import names, resolve
-from mm_eureka_plugin.rewards.answers import answer_text
+from mm_eureka_plugin.rewards.answers import answer_text, mmk12_eval_answer
 from mm_eureka_plugin.rewards.types import RewardSample, score_samples
 from mm_eureka_plugin.runfiles import appending, read_done
 
@@ -73,6 +93,14 @@ CANDIDATES_FILE = "candidates.jsonl"
 """The candidates a :class:`~mm_eureka_plugin.eval.generate.Policy` generates, in ``OUT_DIR``."""
 ANSWER_CHARS = 1000
 """Characters of a response's answer text kept for voting (the accuracy reward reads as many)."""
+DEFAULT_REWARD = "accuracy"
+"""The reward of ``--reward``'s default; the only one a judge may be given with."""
+JUDGED_AT_ONCE = 8
+"""Problems a judge is asked about at once, each in its own thread (the judge may also run a
+problem's candidates concurrently, e.g. ``openai_compatible``'s ``concurrency``)."""
+SECRET_PARAM = re.compile(r"key|token|secret|password|credential", re.IGNORECASE)
+"""Judge parameters whose value :func:`recorded_judge` never writes (names ending ``_env``, which
+name an environment variable, are kept)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +122,9 @@ def run_evaluation(
     policy: Policy | None = None,
     data_format: str | None = None,
     format_params: dict[str, Any] | None = None,
-    reward: str = "accuracy",
+    reward: str = DEFAULT_REWARD,
+    judge: str | None = None,
+    judge_params: dict[str, Any] | None = None,
     prm: PRMSettings | None = None,
     category_key: str = "subject",
     batch_size: int = 8,
@@ -107,13 +137,22 @@ def run_evaluation(
     generated into ``out_dir/candidates.jsonl`` after the settings are checked, so a rerun with
     other sampling settings is refused before anything is generated. ``data_format`` is a
     ``data_format`` name or reference built with ``format_params`` (default: detected from the
-    columns). ``reward`` is a ``reward`` name or reference. ``batch_size`` is the number of
-    solutions per PRM forward pass. Everything is checked before the first problem is judged.
-    Raises :class:`EvalError` (and the registry's ``ComponentError``, the data's ``DataError``)
-    with what to fix.
+    columns). ``reward`` is a ``reward`` name or reference; ``judge`` a ``judge`` name or reference
+    built with ``judge_params``, which decides instead of the reward (so ``reward`` stays the
+    default). ``batch_size`` is the number of solutions per PRM forward pass. Everything is checked
+    before the first problem is judged. Raises :class:`EvalError` (and the registry's
+    ``ComponentError``, the data's ``DataError``) with what to fix; also when the judge becomes
+    unavailable, after the problems judged so far are written.
     """
     if (candidates is None) == (policy is None):
         raise EvalError("give exactly one of candidates (a file) and policy (a checkpoint to generate them).")
+    if judge is not None and reward != DEFAULT_REWARD:
+        raise EvalError(
+            f"--judge {judge} and --reward {reward}: give one of them; with a judge, the judge decides "
+            "which candidates are correct."
+        )
+    if judge is None and judge_params:
+        raise EvalError("--judge-arg without --judge: name the judge the arguments are for.")
     if policy is not None:
         candidates = Path(out_dir) / CANDIDATES_FILE
     benchmark, candidates, out_dir = Path(benchmark), Path(candidates), Path(out_dir)
@@ -124,7 +163,10 @@ def run_evaluation(
     records = read_problems(benchmark, resolve("data_format", format_name, **format_params))
     if policy is None:
         responses = read_candidates(candidates, list(records), benchmark)
-    judge = resolve("reward", reward)
+    scoring = None if judge is not None else resolve("reward", reward)
+    answer_judge = None if judge is None else resolve("judge", judge, **(judge_params or {}))
+    if answer_judge is not None:
+        check_golds(answer_judge, records, benchmark)
     step_splitter, aggregate = None, {}
     if prm is not None:
         step_splitter = resolve("step_splitter", prm.splitter)
@@ -133,17 +175,19 @@ def run_evaluation(
             raise EvalError(f"{prm.path}: no such PRM checkpoint directory.")
 
     settings = {
-        "benchmark": str(benchmark.resolve()),
+        "benchmark": absolute_source(benchmark),
         "format": format_name,
         "format_params": format_params,
         "category_key": category_key,
         "candidates": str(candidates.resolve()),
-        "reward": reward,
+        "reward": None if judge is not None else reward,
         "prm": None if prm is None else str(Path(prm.path).resolve()),
         "splitter": None if prm is None else prm.splitter,
     }
     if policy is not None:  # recorded only with a policy: older eval.json files stay valid
         settings["policy"] = policy.to_json()
+    if judge is not None:  # likewise
+        settings["judge"] = recorded_judge(judge, judge_params or {})
     out_dir.mkdir(parents=True, exist_ok=True)
     check_settings(out_dir, settings)
     if policy is not None:
@@ -163,13 +207,28 @@ def run_evaluation(
             disable=not progress,
         )
         with appending(results_path) as append, bar:
-            for pid in todo:
+
+            def finish(pid: str, judged: list[dict[str, Any]] | None = None) -> None:
                 record = records[pid]
-                judged = judge_problem(record, responses[pid], judge, scorer, step_splitter, benchmark)
-                row = {"id": pid, "category": problem_category(record, category_key), "candidates": judged}
+                candidates = judge_problem(
+                    record, responses[pid], scoring, scorer, step_splitter, benchmark, judged=judged
+                )
+                row = {"id": pid, "category": problem_category(record, category_key), "candidates": candidates}
                 append(row)
                 done[pid] = row
                 bar.update()
+
+            if answer_judge is None:
+                for pid in todo:
+                    finish(pid)
+            else:
+                try:
+                    _judge_all(todo, records, responses, answer_judge, finish)
+                except JudgeUnavailable as exc:
+                    raise EvalError(
+                        f"the judge is unavailable ({exc}); stopped. {len(done)} of {len(records)} problems are "
+                        f"judged and kept in {results_path}: rerun the same command to continue once it is back."
+                    ) from exc
     errors = sum("reward_error" in c for row in done.values() for c in row["candidates"])
     if errors:
         logger.warning(
@@ -183,12 +242,89 @@ def run_evaluation(
     return report
 
 
+def _judge_all(todo, records, responses, answer_judge, finish) -> None:
+    """Ask ``answer_judge`` about :data:`JUDGED_AT_ONCE` problems at a time and ``finish`` each
+    judged one in order; after a window where the judge was unavailable for a problem, raise the
+    first :class:`~mm_eureka_plugin.prm.judges.JudgeUnavailable` (the others are finished)."""
+    with ThreadPoolExecutor(JUDGED_AT_ONCE) as pool:
+        for start in range(0, len(todo), JUDGED_AT_ONCE):
+            window = todo[start : start + JUDGED_AT_ONCE]
+            futures = [pool.submit(judge_answers, answer_judge, responses[pid], records[pid]) for pid in window]
+            failure = None
+            for pid, future in zip(window, futures):
+                try:
+                    judged = future.result()
+                except JudgeUnavailable as exc:
+                    failure = failure or exc
+                    continue
+                finish(pid, judged)
+            if failure is not None:
+                raise failure
+
+
 def _aggregator_names(aggregators: Sequence[str] | None) -> list[str]:
     chosen = names("prm_aggregator") if aggregators is None else [name.strip() for name in aggregators]
     chosen = list(dict.fromkeys(name for name in chosen if name))
     if not chosen:
         raise EvalError("no aggregators given; name at least one prm_aggregator, or 'all'.")
     return chosen
+
+
+# ---------------------------------------------------------------------------------------------
+# The judge
+
+
+def recorded_judge(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The judge as ``eval.json`` records it: ``{"name", "params"}``, with the value of every
+    parameter named like a secret (:data:`SECRET_PARAM`) replaced by ``"<redacted>"`` and URLs
+    without credentials or query (:func:`~mm_eureka_plugin.prm.judges.redact_url`). An API key is
+    never written; two runs differing only in a key or a URL's query count as the same judge."""
+    shown: dict[str, Any] = {}
+    for key, value in params.items():
+        if SECRET_PARAM.search(key) and not key.endswith("_env"):
+            shown[key] = "<redacted>"
+        elif isinstance(value, str) and value.startswith(("http://", "https://")):
+            shown[key] = redact_url(value)
+        else:
+            shown[key] = value
+    return {"name": name, "params": shown}
+
+
+def check_golds(answer_judge: Judge, records: dict[str, PromptRecord], benchmark: Path) -> None:
+    """:class:`EvalError` listing the problems whose gold answer ``answer_judge`` cannot judge
+    (its ``check_gold``); each distinct gold is checked once."""
+    why: dict[str, str | None] = {}
+    problems = []
+    for pid, record in records.items():
+        if record.answer not in why:
+            why[record.answer] = answer_judge.check_gold(record.answer)
+        if why[record.answer] is not None:
+            problems.append(f"row {record.row} (id {pid}): {why[record.answer]}")
+    if problems:
+        raise EvalError(
+            f"{benchmark}: the judge cannot judge {len(problems)} problem(s):\n"
+            + listed(problems, sep="\n")
+            + "\nFix their gold answers, remove them from the benchmark, or use another judge."
+        )
+
+
+def judge_answers(answer_judge: Judge, responses: list[str], record: PromptRecord) -> list[dict[str, Any]]:
+    """``{"answer", "correct"}`` per response: its answer as MM-Eureka's MMK12 evaluation extracts it
+    (:func:`~mm_eureka_plugin.rewards.answers.mmk12_eval_answer`, its last :data:`ANSWER_CHARS`
+    characters kept), correct when ``answer_judge`` says so for that answer against the problem's
+    gold answer, shown the problem's question (:func:`user_text`), as the paper's judge is.
+    Raises what the judge raises (:class:`~mm_eureka_plugin.prm.judges.JudgeUnavailable`), and
+    :class:`EvalError` when it does not return one verdict per answer."""
+    answers = [mmk12_eval_answer(response) for response in responses]
+    verdicts = list(answer_judge(answers, record.answer, question=user_text(record.messages)))
+    if len(verdicts) != len(answers):
+        raise EvalError(
+            f"the judge returned {len(verdicts)} verdicts for {len(answers)} answers; it must return one each."
+        )
+    return [
+        {"answer": answer[-ANSWER_CHARS:].strip(), "correct": bool(verdict)}
+        for answer, verdict in zip(answers, verdicts)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,26 +441,30 @@ def load_scorer(prm: str | Path, batch_size: int):
 def judge_problem(
     record: PromptRecord,
     responses: list[str],
-    reward: Reward,
+    reward: Reward | None,
     scorer: PRMScorer | None = None,
     splitter: StepSplitter | None = None,
     benchmark: str | Path = "benchmark",
+    *,
+    judged: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """One result per response: ``{"answer", "correct", "step_scores"}`` (and ``"reward_error"``
     when the reward failed on it, which counts as wrong).
 
-    The images are loaded onto MM-Eureka's pixel budget, as training and rollout see them; an
-    image that cannot be loaded raises :class:`EvalError` naming the benchmark row. With a
-    ``scorer``, responses are split by ``splitter`` and those with steps are scored in one call.
+    ``judged``: the ``{"answer", "correct"}`` of each response as a judge decided them
+    (:func:`judge_answers`), taken instead of asking ``reward`` (then None). The images are loaded
+    onto MM-Eureka's pixel budget, as training and rollout see them, when the reward or the
+    ``scorer`` reads them; an image that cannot be loaded raises :class:`EvalError` naming the
+    benchmark row. With a ``scorer``, responses are split by ``splitter`` and those with steps are
+    scored in one call.
     """
-    try:
-        images = load_record_images(record)
-    except ImageError as exc:
-        raise EvalError(f"{benchmark}: row {record.row}: {exc}") from None
-    prompt = user_text(record.messages)
-    metadata = {"id": problem_id(record), **record.metadata}
-    samples = [RewardSample(r, record.answer, prompt, images, metadata) for r in responses]
-    results = score_samples(reward, samples)
+    images = []
+    if judged is None or scorer is not None:
+        try:
+            images = load_record_images(record)
+        except ImageError as exc:
+            raise EvalError(f"{benchmark}: row {record.row}: {exc}") from None
+    out = judged if judged is not None else reward_candidates(record, responses, reward, images)
     step_scores: list[list[float]] = [[] for _ in responses]
     if scorer is not None:
         steps = [[step.text for step in splitter(response)] for response in responses]
@@ -332,10 +472,21 @@ def judge_problem(
         scores = scorer.score([PRMInput(record.messages, steps[i], images) for i in with_steps])
         for i, values in zip(with_steps, scores):
             step_scores[i] = values
+    return [{**candidate, "step_scores": values} for candidate, values in zip(out, step_scores)]
+
+
+def reward_candidates(
+    record: PromptRecord, responses: list[str], reward: Reward, images: list[Any]
+) -> list[dict[str, Any]]:
+    """``{"answer", "correct"[, "reward_error"]}`` per response as ``reward`` judges it (correct when
+    the result's ``score``, else its ``reward``, is >= 1; a failure counts as wrong)."""
+    prompt = user_text(record.messages)
+    metadata = {"id": problem_id(record), **record.metadata}
+    samples = [RewardSample(r, record.answer, prompt, images, metadata) for r in responses]
     out = []
-    for response, result, values in zip(responses, results, step_scores):
+    for response, result in zip(responses, score_samples(reward, samples)):
         score = result.reward if result.score is None else result.score
-        candidate = {"answer": answer_text(response, ANSWER_CHARS), "correct": score >= 1, "step_scores": values}
+        candidate = {"answer": answer_text(response, ANSWER_CHARS), "correct": score >= 1}
         if result.error is not None:
             candidate["reward_error"] = result.error
         out.append(candidate)

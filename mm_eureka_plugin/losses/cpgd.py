@@ -16,16 +16,23 @@ class CPGDLoss:
     Per response token i, with r_i = pi_theta / pi_old and sequence advantage A (paper Eq. 2-4)::
 
         Phi_i = min(ln r_i * A, clip(ln r_i, ln(1 - eps_i), ln(1 + eps_i)) * A)
-        D_i   = k3 estimate of KL(pi_old || pi_theta) = r_i - 1 - ln r_i, whose gradient is
-                replaced by min(r_i - 1, drift_clip) * grad ln pi_theta(y_i)
+        D_i   = k3 estimate of KL(pi_old || pi_theta) = q_i - 1 - ln q_i with q_i = min(r_i, 1 + drift_clip),
+                whose gradient is replaced by min(r_i - 1, drift_clip) * grad ln pi_theta(y_i)
         loss  = -aggregate(Phi_i - drift_coef * D_i)
 
-    The loss value therefore reads as -(clipped objective - drift_coef * KL estimate), and its
-    gradient is the paper's. ``eps_i`` is ``clip_eps``, or with ``eps_schedule_lambda`` = lambda the
-    paper's tight-to-loose schedule ``lambda*eps + (1 - lambda)*eps*i/|y|`` (i counted from 1).
+    The gradient is the paper's and the authors' code's (MM-EUREKA, commit fe4a536 "update CPGD":
+    ``openrlhf/models/loss.py`` clamps ``log_probs`` at ``old_log_probs + ln(1 +/- eps)`` by the
+    sign of A; ``ppo_trainer.py`` adds ``policy_drift_coef * token_mean(clamp(r - 1, max=
+    policy_drift_clip_eps) * log_probs)``). The defaults are that code's argparse defaults, which
+    its published CPGD scripts keep: ``eps_clip`` 0.2, ``policy_drift_coef`` 0.01 and
+    ``policy_drift_clip_eps`` 2.0 (a cap on the coefficient r - 1, not a clip of r to 1 +/- eps).
+    The value reads as -(clipped objective - drift_coef * KL estimate); the ratio in the estimate
+    is capped as its gradient is, so one runaway token cannot make the logged loss overflow.
+    ``eps_i`` is ``clip_eps``, or with ``eps_schedule_lambda`` = lambda the paper's tight-to-loose
+    schedule ``lambda*eps + (1 - lambda)*eps*i/|y|`` (i counted from 1).
 
     Metrics: ``clip_frac`` (tokens whose clipped term is the minimum, so they pass no policy
-    gradient), ``drift`` (mean k3 estimate) and ``max_ratio``.
+    gradient), ``drift`` (mean D_i) and ``max_ratio`` (uncapped).
     """
 
     def __init__(
@@ -33,7 +40,7 @@ class CPGDLoss:
         clip_eps: float = 0.2,
         drift_coef: float = 0.01,
         drift_clip: float = 2.0,
-        aggregation: Literal["token_mean", "group_mean"] = "token_mean",
+        aggregation: Literal["token_mean", "seq_mean_token_mean", "group_mean"] = "token_mean",
         group_size: int | None = None,
         eps_schedule_lambda: float | None = None,
     ) -> None:
@@ -72,6 +79,7 @@ class CPGDLoss:
         action_mask: torch.Tensor,
         *,
         num_tokens: torch.Tensor | float | None = None,
+        num_sequences: torch.Tensor | float | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         advantages = advantages_per_token(advantages)
         log_ratio = log_probs - old_log_probs.detach()
@@ -82,14 +90,15 @@ class CPGDLoss:
 
         with torch.no_grad():
             ratio = log_ratio.exp()
-            k3 = ratio - 1.0 - log_ratio
+            capped = log_ratio.clamp(max=math.log1p(self.drift_clip))
+            k3 = capped.exp() - 1.0 - capped
             coef = (ratio - 1.0).clamp(max=self.drift_clip)
             clipped = torch.where(positive, log_ratio > high, log_ratio < low)
         # value k3, gradient coef * grad ln pi_theta
         drift = k3 + coef * (log_probs - log_probs.detach())
 
         per_token = self.drift_coef * drift - phi
-        loss = aggregate(per_token, action_mask, self.aggregation, num_tokens, self.group_size)
+        loss = aggregate(per_token, action_mask, self.aggregation, num_tokens, self.group_size, num_sequences)
         metrics = {
             "clip_frac": masked_mean(clipped.float(), action_mask),
             "drift": masked_mean(k3, action_mask),

@@ -22,7 +22,7 @@ class CappedPPOLoss:
         self,
         clip_eps: float = 0.2,
         ratio_cap: float | None = 3.0,
-        aggregation: Literal["token_mean", "group_mean"] = "token_mean",
+        aggregation: Literal["token_mean", "seq_mean_token_mean", "group_mean"] = "token_mean",
         group_size: int | None = None,
     ) -> None:
         if not 0.0 < clip_eps < 1.0:
@@ -43,6 +43,7 @@ class CappedPPOLoss:
         action_mask: torch.Tensor,
         *,
         num_tokens: torch.Tensor | float | None = None,
+        num_sequences: torch.Tensor | float | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         advantages = advantages_per_token(advantages)
         log_ratio = (log_probs - old_log_probs.detach()).clamp(min=-20.0, max=20.0)
@@ -51,7 +52,7 @@ class CappedPPOLoss:
         surr1 = ratio * advantages
         surr2 = ratio.clamp(1.0 - self.clip_eps, 1.0 + self.clip_eps) * advantages
         per_token = -torch.minimum(surr1, surr2)
-        loss = aggregate(per_token, action_mask, self.aggregation, num_tokens, self.group_size)
+        loss = aggregate(per_token, action_mask, self.aggregation, num_tokens, self.group_size, num_sequences)
         metrics = {
             "clip_frac": masked_mean((surr2 < surr1).float(), action_mask),
             "max_ratio": masked_max(raw_ratio.detach(), action_mask),

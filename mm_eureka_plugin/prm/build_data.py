@@ -1,17 +1,20 @@
 """``mm-eureka prm build-data``: PRM training rows from ``mm-eureka prm annotate`` trees.
 
-A row is one root-to-leaf path of a problem's tree::
+A row is one path of a problem's tree from the root down, as MM-PRM's ``data_pipeline/traverse.py``
+(``traverse``, ModalMinds/MM-PRM b914fd66) walks it::
 
     {"id": ..., "prompt": [chat messages with {"type": "image"}], "images": ["/abs/out.images/<sha256>.png"],
      "steps": ["<node 1's steps>", ...], "labels": [MC of node 1, ...]}
 
 Each node on the path (the root excluded) is one PRM step: its steps (those after its parent's)
 joined by newlines, labelled with its Monte Carlo value, the soft target of training (MM-PRM:
-a ``<prm>`` tag after each node). A path is negative when its last label is 0 (it ends in a wrong
-step), else positive; with ``balance`` the larger class is subsampled (seeded) to the size of the
-smaller. A path seen twice (same problem, same steps) is written once. Images are the data file's,
-on the pixel budget, written as PNGs into ``<out stem>.images/``; the output appears only when
-complete. Trees of skipped problems and trees without a path (never searched) give no rows.
+a ``<prm>`` tag after each node). A path ends at the first node with MC 0 (a negative: it ends in
+a wrong step) or at a leaf (a positive). Only trees whose root MC is strictly between 0 and 1 give
+paths (MM-PRM's ``traverse.py`` keeps only those; the others were not searched). With ``balance``
+the larger class is subsampled (seeded) to the size of the smaller. A path seen twice (same
+problem, same steps) is written once. Images are the data file's, on the pixel budget, written as
+PNGs into ``<out stem>.images/``; the output appears only when complete. Trees of skipped problems
+and trees without a path give no rows.
 """
 
 from __future__ import annotations
@@ -43,17 +46,26 @@ class BuildSummary:
 
 
 def tree_paths(tree: dict[str, Any]) -> list[tuple[list[str], list[float]]]:
-    """Every root-to-leaf path of a tree row as (node step texts, node MC values), root excluded."""
+    """Every path of a tree row as (node step texts, node MC values), root excluded, depth first:
+    from the root down to the first node with MC 0, or to a leaf. No paths when the root MC is 0 or 1."""
     nodes = tree["nodes"]
-    parents = {i for node in nodes for i in [node["parent"]] if i is not None}
+    roots = [i for i, node in enumerate(nodes) if node["parent"] is None]
+    if not roots or not 0.0 < float(nodes[roots[0]]["mc"]) < 1.0:
+        return []
+    children: dict[int, list[int]] = {}
+    for i, node in enumerate(nodes):
+        if node["parent"] is not None:
+            children.setdefault(node["parent"], []).append(i)
     paths = []
-    for leaf in (i for i in range(len(nodes)) if i not in parents and nodes[i]["parent"] is not None):
-        steps, labels, at = [], [], leaf
-        while nodes[at]["parent"] is not None:
-            steps.insert(0, "\n".join(nodes[at]["steps"]))
-            labels.insert(0, float(nodes[at]["mc"]))
-            at = nodes[at]["parent"]
-        paths.append((steps, labels))
+    stack = [(child, [], []) for child in reversed(children.get(roots[0], []))]
+    while stack:
+        at, steps, labels = stack.pop()
+        steps = [*steps, "\n".join(nodes[at]["steps"])]
+        labels = [*labels, float(nodes[at]["mc"])]
+        if labels[-1] <= 0.0 or at not in children:  # traverse.py stops at mc <= THRESHOLD (0.0)
+            paths.append((steps, labels))
+        else:
+            stack.extend((child, steps, labels) for child in reversed(children[at]))
     return paths
 
 

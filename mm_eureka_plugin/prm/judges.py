@@ -1,6 +1,6 @@
 """Answer judges for step labelling (kind ``judge``): is a rollout's final answer right?
 
-A judge is ``judge(responses, gold) -> list[bool]`` with ``check_gold(gold) -> str | None``: why
+A judge is ``judge(responses, gold, question=None) -> list[bool]`` with ``check_gold(gold) -> str | None``: why
 problems with this gold answer cannot be judged (None when they can), so that such a problem is
 reported and skipped rather than labelled from verdicts that mean nothing.
 
@@ -65,7 +65,7 @@ class MathVerifyJudge:
     def check_gold(self, gold: str) -> str | None:
         return self.accuracy.check_gold(gold)
 
-    def __call__(self, responses: Sequence[str], gold: str) -> list[bool]:
+    def __call__(self, responses: Sequence[str], gold: str, question: str | None = None) -> list[bool]:
         results = self.accuracy([RewardSample(response=response, label=gold) for response in responses])
         return [result.reward >= 1.0 for result in results]
 
@@ -74,6 +74,23 @@ JUDGE_PROMPT = (
     "Reference answer: {gold}\n\nSolution:\n{response}\n\n"
     "Is the final answer of the solution equivalent to the reference answer? Reply with yes or no only."
 )
+JUDGE_PROMPTS = {
+    # The GPT-4o prompt of MM-Eureka's MMK12 evaluation (MM-EUREKA eval/mmk12/extract_calculate.py),
+    # verbatim but for its placeholders' names.
+    "mmk12": (
+        "You are given a question, the correct answer and a model's answer. Please determine if the model's "
+        "answer matches the correct answer.\nFocus only on the mathematical or semantic correctness of the "
+        "content. Ignore any differences in formatting, such as LaTeX syntax, symbols, styles, or additional "
+        "wrappers (e.g., \\boxed, $...$, or similar). Compare only the core mathematical or textual meaning "
+        "of the model's answer and the correct answer.\nThe process or reasoning leading to the Solution is "
+        "irrelevant, Only the correctness of the model's answer matters.\nReturn only \"Yes\" if the model's "
+        'answer is correct or "No" if it is incorrect.\nOnly return "Yes" or "No" with no additional '
+        "text or formatting.\n\nQuestion:\n{question}\n--------------------------------\nCorrect Answer:\n"
+        "{gold}\n--------------------------------\nModel's Answer:\n{response}\n"
+        "--------------------------------\n"
+    ),
+}
+"""Named prompts for ``openai_compatible``'s ``prompt`` parameter."""
 
 
 class OpenAICompatibleJudge:
@@ -83,7 +100,9 @@ class OpenAICompatibleJudge:
     (sent as a bearer token when set); ``timeout_s`` per request; ``retries`` more attempts after a
     failed one, ``backoff_s`` apart, doubling; ``concurrency`` requests in flight; ``prompt`` a
     template with ``{gold}`` and ``{response}``. A reply starting with "yes" is right, "no" wrong;
-    any other reply counts as wrong and is logged.
+    any other reply counts as wrong and is logged. ``prompt`` is a name in :data:`JUDGE_PROMPTS`
+    (``mmk12``: MM-Eureka's MMK12 evaluation prompt) or a template; ``{question}`` in it is the
+    problem's text (empty when the caller gives none).
     """
 
     def __init__(
@@ -101,11 +120,15 @@ class OpenAICompatibleJudge:
             raise ValueError(f"url must start with http:// or https://, got {url!r}.")
         if timeout_s <= 0 or retries < 0 or backoff_s < 0 or concurrency < 1:
             raise ValueError("timeout_s must be positive, retries and backoff_s at least 0, concurrency at least 1.")
+        prompt = JUDGE_PROMPTS.get(prompt, prompt)
         if "{gold}" not in prompt or "{response}" not in prompt:
-            raise ValueError("prompt must contain {gold} and {response}.")
+            raise ValueError(f"prompt must be one of {', '.join(JUDGE_PROMPTS)} or contain {{gold}} and {{response}}.")
         parts = urlsplit(url)  # a query (e.g. a key some gateways take there) stays after the path
         self.endpoint = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/chat/completions"))
         self.shown = redact_url(self.endpoint)  # the endpoint as logs and errors name it
+        # what an error message may quote of the endpoint: requests names the path and query alone
+        sent = urlsplit(self.endpoint)
+        self.secret_parts = [self.endpoint] + ([f"{sent.path}?{sent.query}"] if sent.query else [])
         self.warned_plain_http = False
         self.model = model
         self.api_key_env = api_key_env
@@ -116,17 +139,23 @@ class OpenAICompatibleJudge:
     def check_gold(self, gold: str) -> str | None:
         return None if gold.strip() else "the gold answer is empty"
 
-    def __call__(self, responses: Sequence[str], gold: str) -> list[bool]:
+    def __call__(self, responses: Sequence[str], gold: str, question: str | None = None) -> list[bool]:
         with ThreadPoolExecutor(self.concurrency) as pool:
-            return list(pool.map(lambda response: self._verdict(response, gold), responses))
+            return list(pool.map(lambda response: self._verdict(response, gold, question or ""), responses))
 
-    def _verdict(self, response: str, gold: str) -> bool:
-        reply = self._ask(self.prompt.format(gold=gold, response=response)).strip().lower()
+    def _verdict(self, response: str, gold: str, question: str) -> bool:
+        reply = self._ask(self.prompt.format(question=question, gold=gold, response=response)).strip().lower()
         if reply.startswith("yes"):
             return True
         if not reply.startswith("no"):
             logger.warning("judge reply is neither yes nor no (%d characters), counted as wrong", len(reply))
         return False
+
+    def _scrubbed(self, message: str) -> str:
+        """``message`` with the endpoint, and its path with the query, replaced by :func:`redact_url`'s form."""
+        for part in self.secret_parts:
+            message = message.replace(part, self.shown)
+        return message
 
     def _ask(self, content: str) -> str:
         import requests
@@ -154,7 +183,7 @@ class OpenAICompatibleJudge:
             except requests.HTTPError as exc:
                 failure = f"HTTPError: {exc.response.status_code} {exc.response.reason}"
             except requests.RequestException as exc:  # their messages repeat the URL, credentials included
-                failure = f"{type(exc).__name__}: {str(exc).replace(self.endpoint, self.shown)}"
+                failure = f"{type(exc).__name__}: {self._scrubbed(str(exc))}"
             except (ValueError, KeyError, IndexError, TypeError) as exc:
                 failure = f"not a chat-completions reply ({type(exc).__name__})"
             logger.warning("judge %s, attempt %d of %d: %s", self.shown, attempt + 1, self.retries + 1, failure)

@@ -1,21 +1,34 @@
 """OmegaPRM step labelling: Monte Carlo tree search for the first wrong step of a solution.
 
 MM-PRM (arXiv 2505.13427) labels steps as OmegaPRM does (Luo et al., arXiv 2406.06592;
-REFERENCE.md section 3). A *state* is the question plus a prefix of solution steps; its Monte
-Carlo value MC(s) is the fraction of ``k`` rollouts from s whose final answer the judge accepts.
+REFERENCE.md section 3), in ``data_pipeline/omegaprm.py`` (ModalMinds/MM-PRM b914fd66). A *state*
+is the question plus a prefix of solution steps; its Monte Carlo value MC(s) is the fraction of
+``k`` rollouts from s whose final answer the judge accepts.
 
-1. The root (no steps) is estimated; a problem whose root MC is 0 or 1 yields no labels.
-2. Every incorrect rollout r from a state s with 0 < MC(s) < 1 joins a pool. The search picks the
-   pair maximising ``Q(s, r) + U(s)`` with ``Q = alpha ** (1 - MC(s)) * beta ** (words(r) / L)``
-   (a likely-right state whose wrong rollout is short: a near miss) and
-   ``U = c_puct * sqrt(sum of visits) / (1 + visits(s))``.
-3. Binary search over r's steps for the first one whose prefix has MC = 0: each probe estimates
-   one new state (k rollouts); MC > 0 moves the search right, MC = 0 left. The rollout as a whole
-   is wrong, so its full prefix has MC = 0 without rollouts. Every probed state becomes a tree
-   node, and its own incorrect rollouts join the pool when 0 < MC < 1.
+1. The root (no steps) is estimated; a problem whose root MC is 0 or 1 is not searched.
+2. Every estimate (``monte_carlo_estimation``) adds each distinct correct rollout from s as a
+   child node with MC 1.0, judged, not rolled out (``State.add_correct_rollout``). Wrong rollouts
+   are not nodes: when 0 < MC(s) < 1 they join a pool of (state, wrong rollout) pairs
+   (``State.add_incorrect_rollout``). The search picks the pair maximising ``Q(s, r) + U(s)``
+   with ``Q = alpha ** (1 - MC(s)) * beta ** (words(r) / L)`` (a likely-right state whose wrong
+   rollout is short: a near miss) and ``U = c_puct * sqrt(sum of visits) / (1 + visits(s))``.
+3. Binary search over r's n steps for the first one whose prefix has MC = 0, exactly as
+   ``OmegaPRM.binary_search_phase``: ``left, right = 0, n - 1``; the probe is the state
+   ``parent + r[left : mid + 1]`` with ``mid = (left + right) // 2`` (the first probe is the first
+   ceil(n / 2) steps), added as a child of ``parent`` with its own MC estimate (k rollouts, which
+   add nodes and pool entries as in 2). MC = 0: the probe stays as a negative leaf and the search
+   goes left (``right = mid - 1``) under the same parent; MC > 0: it goes right
+   (``left = mid + 1``) with the probe as the parent. The probe of the last step alone
+   (``left == right == n - 1``: every shorter prefix had MC > 0) is the whole rollout, judged, not
+   rolled out. MM-PRM asks its LLM judge again (temperature 0.5) about the last step; we take the
+   verdict that put r in the pool (wrong: MC 0), the same for a deterministic judge. The first
+   wrong step is ``left + 1`` at the end. So a wrong rollout becomes nodes only as probe segments.
 4. Until the pool is empty or a per-problem budget is spent (searches, rollouts).
 
-Nodes are keyed by their step prefix; a node's parent is its longest proper prefix in the tree.
+Where we differ from MM-PRM, on purpose: nodes are keyed by their step prefix, so a state reached
+twice (the same correct rollout sampled from two states, a probe another search already made) is
+one node, estimated once, with the parent it was first added under; MM-PRM adds it again. A budget
+is a hard bound (MM-PRM checks the rollout budget only between searches, so a search can overrun it).
 All k rollouts of a state are asked of the policy in one call (one batch).
 """
 
@@ -64,12 +77,15 @@ class SearchConfig:
 @dataclass
 class Node:
     """A state: the step prefix, its MC value, how many rollouts estimated it (0: a finished
-    solution, judged directly), and how often the search selected it."""
+    solution, judged directly), how often the search selected it, and its parent's prefix (None
+    for the root): the state it was estimated from (a correct rollout) or the binary search's
+    parent when it was probed; always a proper prefix of ``steps``."""
 
     steps: tuple[str, ...]
     mc: float
     rollouts: int
     visits: int = 0
+    parent: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -97,11 +113,8 @@ class SearchTree:
         return self.nodes[()]
 
     def parent(self, steps: tuple[str, ...]) -> tuple[str, ...] | None:
-        """The longest proper prefix of ``steps`` that is a node (None for the root)."""
-        for cut in range(len(steps) - 1, -1, -1):
-            if steps[:cut] in self.nodes:
-                return steps[:cut]
-        return None
+        """The parent of node ``steps`` (None for the root)."""
+        return self.nodes[steps].parent
 
     def to_json(self) -> dict[str, Any]:
         """The tree as JSON: nodes in prefix order with their parent's index."""
@@ -186,28 +199,35 @@ class OmegaPRM:
         return max(pool, key=value)
 
     def _binary_search(self, problem, tree: SearchTree, state, rollout, pool: _Pool) -> int | None:
-        """The 1-based index, in ``rollout``, of its first wrong step; None if the budget ran out."""
-        low, high = 0, len(rollout)  # MC(state + rollout[:low]) > 0; MC(state + rollout[:high]) = 0
-        full = state + rollout
-        if full not in tree.nodes:
-            tree.nodes[full] = Node(full, 0.0, rollouts=0)  # a finished, wrong solution
-        while high - low > 1:
-            middle = (low + high) // 2
-            prefix = state + rollout[:middle]
+        """The 1-based index, in ``rollout``, of its first wrong step; None if the budget ran out.
+
+        MM-PRM's ``OmegaPRM.binary_search_phase`` (see the module docstring, step 3), as a loop.
+        """
+        n = len(rollout)
+        left, right, parent = 0, n - 1, state
+        while left <= right:
+            mid = (left + right) // 2
+            prefix = state + rollout[: mid + 1]
+            if mid == n - 1:  # left == right == n - 1: the whole rollout, wrong by the judge's verdict
+                tree.nodes.setdefault(prefix, Node(prefix, 0.0, rollouts=0, parent=parent))
+                right = mid - 1
+                continue
             if prefix not in tree.nodes:
                 try:
-                    self._estimate(problem, tree, prefix, pool)
+                    self._estimate(problem, tree, prefix, pool, parent)
                 except BudgetSpent:
                     return None
             if tree.nodes[prefix].mc > 0:
-                low = middle
+                left, parent = mid + 1, prefix
             else:
-                high = middle
-        return high
+                right = mid - 1
+        return left + 1
 
-    def _estimate(self, problem, tree: SearchTree, prefix: tuple[str, ...], pool: _Pool) -> None:
-        """Add the node ``prefix`` with its MC from k rollouts; its wrong rollouts join the pool if
-        0 < MC < 1 (a rollout already pooled for this state, e.g. the same text sampled twice, once)."""
+    def _estimate(self, problem, tree: SearchTree, prefix: tuple[str, ...], pool: _Pool, parent=None) -> None:
+        """Add the node ``prefix`` (a child of ``parent``) with its MC from k rollouts, as MM-PRM's
+        ``monte_carlo_estimation``: each correct rollout becomes a child node with MC 1.0 (once per
+        distinct rollout, none if it has no steps), and the wrong ones join the pool if 0 < MC < 1
+        (a rollout already pooled for this state, e.g. the same text sampled twice, once)."""
         k = self.config.k
         if tree.rollouts + k > self.config.max_rollouts:
             raise BudgetSpent
@@ -217,9 +237,13 @@ class OmegaPRM:
         tree.rollouts += k
         right = self.judge(texts, tree.gold)
         mc = sum(map(bool, right)) / k
-        tree.nodes[prefix] = Node(prefix, mc, rollouts=k)
-        if 0 < mc < 1:
-            for text, ok in zip(texts, right):
-                steps = tuple(step.text for step in self.split(text))
-                if not ok and steps:
-                    pool.add(prefix, steps, len(text.split()))
+        tree.nodes[prefix] = Node(prefix, mc, rollouts=k, parent=parent)
+        for text, ok in zip(texts, right):
+            steps = tuple(step.text for step in self.split(text))
+            if not steps:
+                continue
+            if ok:
+                full = prefix + steps
+                tree.nodes.setdefault(full, Node(full, 1.0, rollouts=0, parent=prefix))
+            elif 0 < mc < 1:
+                pool.add(prefix, steps, len(text.split()))

@@ -44,6 +44,50 @@ def answer_text(response: str, max_chars: int | None = None) -> str:
     return text.strip()
 
 
+_FIRST_ANSWER_SPAN = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def mmk12_eval_answer(response: str) -> str:
+    """The answer MM-Eureka's MMK12 evaluation hands its judge: the inside of the *first*
+    ``<answer>...</answer>`` span, stripped; else the contents of the last ``\\boxed{...}``
+    (balanced braces, no space after ``\\boxed``; a ``\\boxed`` inside another is part of it),
+    stripped; else the whole response, unchanged.
+
+    As ``build_zh_exam_k12_gpt4_prompt`` in MM-EUREKA's ``eval/mmk12/extract_calculate.py``
+    (``re.search(r"<answer>(.*?)</answer>", response, re.DOTALL)``, then the last match of a
+    recursive ``regex`` pattern for ``\\boxed{...}``). Unlike :func:`answer_text` (what the
+    accuracy reward reads), it takes the first answer span, not the last, and never reads what
+    follows ``</think>``.
+    """
+    match = _FIRST_ANSWER_SPAN.search(response)
+    if match:
+        return match[1].strip()
+    boxed = _top_level_boxed(response)
+    return boxed[-1].strip() if boxed else response
+
+
+def _top_level_boxed(text: str) -> list[str]:
+    """The contents of each ``\\boxed{...}`` with balanced braces, scanning left to right and
+    resuming after each match (so a nested ``\\boxed`` is not listed apart); an unclosed one is
+    skipped and the scan resumes just after its ``\\boxed{``. The matches of the paper's regex."""
+    found = []
+    start = text.find("\\boxed{")
+    while start >= 0:
+        open_at = start + len("\\boxed")
+        depth, end = 0, -1
+        for j in range(open_at, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            if depth == 0:
+                end = j
+                break
+        if end >= 0:
+            found.append(text[open_at + 1 : end])
+            start = text.find("\\boxed{", end + 1)
+        else:
+            start = text.find("\\boxed{", start + 1)
+    return found
+
+
 _UNICODE_LATEX = {
     "\u2212": "-",  # minus sign
     "×": r"\times ",

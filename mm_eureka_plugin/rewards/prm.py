@@ -4,7 +4,10 @@ The response is cut into steps by a ``step_splitter`` and every step is scored b
 forward pass (:class:`mm_eureka_plugin.prm.PRMScorer`), behind the prompt and its images.
 
 - ``mode: sequence``: reward = ``aggregator(step scores)`` (e.g. ``min``), one scalar, which
-  OpenRLHF credits at the last token like any other reward.
+  OpenRLHF credits at the last token like any other reward. The step scores are clamped to
+  [:data:`SCORE_EPS`, 1 - :data:`SCORE_EPS`] first: a score rounded to exactly 0 or 1 would
+  otherwise give ``sum_logprob`` or ``sum_logit`` MM-PRM's -/+9999 sentinel as a reward (odds,
+  ``mean_odds``, are unbounded either way: not a reward scale to train on).
 - ``mode: dense``: each step's score is credited at the token that ends the step
   (``step_rewards``, character offsets into the response; the rollout executor maps them to
   tokens) and the scalar reward is 0. The aggregate is still logged as the ``prm`` component.
@@ -31,6 +34,8 @@ from mm_eureka_plugin.rewards.types import RewardResult, RewardSample
 logger = logging.getLogger(__name__)
 
 MODES = ("sequence", "dense")
+SCORE_EPS = 1e-6
+"""Step scores are clamped to [SCORE_EPS, 1 - SCORE_EPS] before they are aggregated into a reward."""
 
 
 class PRMReward:
@@ -90,7 +95,7 @@ class PRMReward:
         ]
         try:
             scores = self._score(items)
-            aggregates = [self.aggregate(step_scores) for step_scores in scores]
+            aggregates = [self.aggregate([min(max(p, SCORE_EPS), 1 - SCORE_EPS) for p in ps]) for ps in scores]
         except Exception as exc:  # a reward never crashes training: fall back, count, log
             message = f"PRM could not score: {type(exc).__name__}: {exc}"
             logger.warning("%s (%d sample(s) get the fallback reward %s)", message, len(scored), self.fallback)

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import random
+import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from mm_eureka_plugin.eval.best_of_n import Candidate, Problem, Report, evaluate
+from mm_eureka_plugin.registry import resolve
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "prm"))
+from mm_prm_reference import mm_prm_pick, mm_prm_score  # noqa: E402  MM-PRM's formulas
 
 AGGREGATORS = {"min": min, "last": lambda s: s[-1], "avg": lambda s: sum(s) / len(s)}
 
@@ -117,10 +124,70 @@ def test_best_of_n_tie_picks_earliest(first_correct, expected):
     assert evaluate([problem], {"max": max}).overall["bon/max"] == expected
 
 
-def test_candidates_without_scores_are_never_picked():
-    # the unscored correct candidate would win any comparison it entered; it is skipped
-    problem = Problem("p", (C("1", True), C("2", False, 0.01)))
+def test_a_plain_function_ranks_candidates_without_steps_at_minus_infinity():
+    # the correct candidate without steps would win any comparison at 0 or above
+    problem = Problem("p", (C("1", True), C("2", False, 0.0)))
     assert evaluate([problem], {"min": min}).overall["bon/min"] == 0.0
+
+
+FLOOR_AT_ZERO = ["min", "last", "product", "average", "max", "mean_odds"]
+
+
+@pytest.mark.parametrize("name", FLOOR_AT_ZERO)
+def test_a_candidate_without_steps_scores_mm_prms_zero(name):
+    aggregator = {name: resolve("prm_aggregator", name)}
+    # it counts in N and the baselines; it loses to any candidate scoring above 0 ...
+    problem = Problem("p", (C("1", True), C("2", False, 0.3, 0.01), C("3", False)))
+    report = evaluate([problem], aggregator)
+    assert report.overall["pass@1"] == pytest.approx(1 / 3) and report.n_max == 3
+    assert report.overall[f"bon/{name}"] == 0.0
+    # ... and, first among candidates scoring 0, it is picked, as MM-PRM's list.index(max(...)) does
+    problem = Problem("p", (C("1", True), C("2", False, 0.0, 0.0), C("3", False)))
+    assert evaluate([problem], aggregator).overall[f"bon/{name}"] == 1.0
+    problem = Problem("p", (C("2", False, 0.0, 0.0), C("1", True)))
+    assert evaluate([problem], aggregator).overall[f"bon/{name}"] == 0.0
+
+
+@pytest.mark.parametrize(("name", "scores"), [("sum_logprob", (0.0, 0.5)), ("sum_logit", (0.1, 0.5))])
+def test_a_candidate_without_steps_is_never_picked_over_one_with_steps_where_scores_go_below_zero(name, scores):
+    # MM-PRM's 0 ranks the stepless candidate first: above sum log p = -9999 + log 0.5, and above logits < 0
+    problem = Problem("p", (C("1", True), C("2", False, *scores), C("3", False, 0.01)))
+    assert mm_prm_pick(name, [c.step_scores for c in problem.candidates]) == 0
+    assert evaluate([problem], {name: resolve("prm_aggregator", name)}).overall[f"bon/{name}"] == 0.0
+    # a problem whose candidates all lack steps: the first is picked (-inf ties), as MM-PRM (0 ties)
+    problem = Problem("p", (C("1", True), C("2", False)))
+    assert evaluate([problem, PROBLEMS[4]], {name: resolve("prm_aggregator", name)}).overall[f"bon/{name}"] == 0.5
+
+
+def one_hot(problem, pick):
+    """The problem with only candidate ``pick`` correct: Best-of-N scores 1 exactly when it picks ``pick``."""
+    return Problem(problem.id, tuple(C(c.answer, i == pick, *c.step_scores) for i, c in enumerate(problem.candidates)))
+
+
+@pytest.mark.parametrize("name", [*FLOOR_AT_ZERO, "sum_logprob", "sum_logit"])
+def test_picks_equal_mm_prms_on_random_problems_with_ties_saturation_and_stepless_candidates(name):
+    rng = random.Random(name)
+    grid = [0.0, 1.0, 0.25, 0.5, 0.75]  # coarse values: many ties
+    problems, differ = [], 0
+    for k in range(400):
+        candidates = []
+        for _ in range(rng.randint(1, 8)):
+            steps = 0 if rng.random() < 0.2 else rng.randint(1, 4)
+            scores = [rng.choice(grid) if rng.random() < 0.7 else rng.random() for _ in range(steps)]
+            if name == "sum_logit":
+                scores = [s for s in scores if s != 0.0]  # MM-PRM has no value for the logit of 0
+            candidates.append(C(str(k), False, *scores))
+        problem = Problem(str(k), tuple(candidates))
+        reference = mm_prm_pick(name, [c.step_scores for c in problem.candidates])
+        if name in ("sum_logprob", "sum_logit"):  # ours: -inf without steps, so MM-PRM's pick among those with steps
+            values = [mm_prm_score(name, list(c.step_scores)) if c.step_scores else -math.inf for c in candidates]
+            differ += values.index(max(values)) != reference
+            reference = values.index(max(values))
+        problems.append(one_hot(problem, reference))
+    report = evaluate(problems, {name: resolve("prm_aggregator", name)})
+    assert report.overall[f"bon/{name}"] == 1.0
+    if name == "sum_logprob":
+        assert differ > 0  # the stepless rule is where we part from MM-PRM, and it does bite
 
 
 def test_negative_infinite_aggregate_is_pickable():
@@ -135,7 +202,7 @@ def test_negative_infinite_aggregate_is_pickable():
         ([], AGGREGATORS, "no problems"),
         ([Problem("empty-one", ())], {}, "'empty-one' has no candidates"),
         ([Problem("dup", (C("1", True),)), Problem("dup", (C("1", True),))], {}, "'dup' occurs more than once"),
-        ([Problem("unscored", (C("1", True), C("2", False)))], {"min": min}, "'unscored': no candidate has step"),
+        ([Problem("unscored", (C("1", True), C("2", False)))], {"min": min}, "no candidate of any problem has step"),
         ([Problem("p7", (C("1", True),), "overall")], {}, "category 'overall' is reserved"),
         ([Problem("nan", (C("1", True, 0.5),))], {"bad": lambda s: math.nan}, "'nan', candidate 0: aggregator 'bad'"),
     ],

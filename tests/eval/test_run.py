@@ -106,7 +106,7 @@ def test_the_prm_scores_every_step_and_its_picks_are_reported(benchmark, prm_dir
     steps = {"p1": [2, 1, 0], "p2": [0, 2, 1], "p3": [1, 1, 3], "p4": [3, 2, 0]}
     cands = candidates_file(tmp_path / "c.jsonl", steps)
     rows = [json.loads(line) for line in cands.read_text().splitlines()]
-    rows[0]["responses"][2] = ""  # a wrong candidate without steps: no step scores, never picked
+    rows[0]["responses"][2] = ""  # a wrong candidate without steps: no step scores, min scores it 0 (MM-PRM)
     write_jsonl(cands, rows)
     out = tmp_path / "out"
     argv = ["eval", str(benchmark), "--candidates", str(cands), "--out", str(out), "--prm", str(prm_dir)]
@@ -126,8 +126,8 @@ def test_the_prm_scores_every_step_and_its_picks_are_reported(benchmark, prm_dir
     assert report["overall"]["pass@1"] == pytest.approx(EXPECTED["overall"]["pass@1"])  # the PRM changes no baseline
 
     def min_pick_correct(row):
-        scored = [c for c in row["candidates"] if c["step_scores"]]
-        return max(scored, key=lambda c: min(c["step_scores"]))["correct"]  # max keeps the first of ties
+        candidates = row["candidates"]
+        return max(candidates, key=lambda c: min(c["step_scores"], default=0))["correct"]  # the first of ties
 
     expected = sum(min_pick_correct(row) for row in results(out)) / len(PROBLEMS)
     assert report["overall"]["bon/min"] == pytest.approx(expected, abs=1e-12)

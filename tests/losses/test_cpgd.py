@@ -41,7 +41,7 @@ def test_gradients_for_each_advantage_sign_clip_and_drift_cap():
     assert grad.squeeze(-1).tolist() == pytest.approx(expected, abs=1e-6)
 
     phi = [0.1, HIGH, -0.5, -LOW, HIGH]
-    k3 = [ri - 1 - math.log(ri) for ri in r]
+    k3 = [q - 1 - math.log(q) for q in (min(ri, 1 + CLIP) for ri in r)]  # the value's ratio capped at 3, too
     assert loss.item() == pytest.approx(-sum(p - ALPHA * k for p, k in zip(phi, k3)) / n, rel=1e-5)
     assert metrics["clip_frac"].item() == pytest.approx(3 / 5)
     assert metrics["drift"].item() == pytest.approx(sum(k3) / n, rel=1e-5)
@@ -97,3 +97,38 @@ def test_tight_to_loose_eps_schedule():
 def test_bad_parameters_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CPGDLoss(**kwargs)
+
+
+def authors_cpgd(log_probs, old, advantages, mask, eps=0.2, coef=0.01, clip=2.0):
+    """The MM-EUREKA authors' CPGD (commit fe4a536): loss.py's clipped log-prob policy gradient plus
+    ppo_trainer.py's policy drift, each a token mean over the micro-batch, written out as there."""
+    high = torch.log(torch.tensor(1 + eps)) + old
+    low = torch.log(torch.tensor(1 - eps)) + old
+    clipped = torch.where(advantages > 0, torch.minimum(log_probs, high), torch.maximum(log_probs, low))
+    loss = (-clipped * advantages * mask).sum() / mask.sum()
+    drift = ((log_probs.detach() - old).exp() - 1.0).clamp(max=clip) * log_probs
+    return loss + coef * (drift * mask).sum() / mask.sum()
+
+
+def test_defaults_and_gradient_match_the_authors_code():
+    loss_fn = CPGDLoss()
+    assert (loss_fn.clip_eps, loss_fn.drift_coef, loss_fn.drift_clip) == (0.2, 0.01, 2.0)
+    torch.manual_seed(0)
+    old = -torch.rand(4, 6) * 3
+    log_probs = (old + torch.randn(4, 6)).requires_grad_(True)  # ratios from ~0.05 to ~20: clip and cap both act
+    advantages = torch.randn(4, 1).expand(4, 6)
+    mask = torch.rand(4, 6) > 0.2
+    (ours,) = torch.autograd.grad(loss_fn(log_probs, old, advantages, mask)[0], log_probs)
+    (theirs,) = torch.autograd.grad(authors_cpgd(log_probs, old, advantages, mask), log_probs)
+    assert torch.allclose(ours, theirs, atol=1e-7)
+    assert ((log_probs - old).exp() > 3.0).any() and ((log_probs - old).exp() < 0.8).any()
+
+
+def test_a_runaway_ratio_keeps_the_logged_value_finite_and_the_gradient_capped():
+    log_ratio = torch.tensor([[100.0, 0.0]])  # r = e^100 on the first token: the k3 estimate overflows
+    loss, metrics, grad = grad_of(CPGDLoss(EPS, ALPHA, CLIP), log_ratio, torch.tensor([-1.0]), torch.ones(1, 2))
+    assert math.isfinite(loss.item()) and math.isfinite(metrics["drift"].item())
+    capped_k3 = (1 + CLIP) - 1 - math.log(1 + CLIP)
+    # A < 0, ln r above ln(0.8): the unclipped -100 * A term; the drift at the cap, value and gradient
+    assert loss.item() == pytest.approx(-((100.0 * -1.0 - ALPHA * capped_k3) + (0.0 - 0.0)) / 2, rel=1e-5)
+    assert grad[0, 0].item() == pytest.approx(-(-1.0 - ALPHA * CLIP) / 2)

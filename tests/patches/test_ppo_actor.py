@@ -122,6 +122,29 @@ def test_dp_size_and_global_token_count_normalise_like_openrlhf(plugin_env):
     assert loss.item() != pytest.approx((per_token * mask).sum().item() / mask.sum().item(), rel=1e-3)
 
 
+def test_sequence_mean_with_the_global_sequence_count_normalises_like_openrlhf_sample_mode(plugin_env):
+    from openrlhf.models.loss import aggregate_loss
+
+    from mm_eureka_plugin.losses import CappedPPOLoss
+    from mm_eureka_plugin.patches.ppo_actor import PluginPolicyLoss
+
+    torch.manual_seed(1)
+    log_probs, old = torch.randn(3, 5) * 0.1, torch.randn(3, 5) * 0.1
+    adv, mask = torch.randn(3, 1), torch.rand(3, 5) > 0.3
+    mask[:, 0] = True
+    loss_fn = CappedPPOLoss(ratio_cap=None, aggregation="seq_mean_token_mean")
+    loss, *_ = PluginPolicyLoss(loss_fn)(
+        log_probs, old, adv, mask, dp_size=2, batch_num_tokens=40.0, global_batch_size=6.0
+    )
+    ratio = (log_probs - old).exp()
+    per_token = -torch.minimum(ratio * adv, ratio.clamp(0.8, 1.2) * adv)
+    expected = aggregate_loss(per_token, mask, token_level_loss=False, dp_size=2, global_batch_size=6.0)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert loss.item() != pytest.approx(
+        aggregate_loss(per_token, mask, dp_size=2, batch_num_tokens=40.0).item(), rel=1e-3
+    )
+
+
 def test_without_a_plugin_loss_openrlhf_keeps_its_own(plugin_env, openrlhf_args, monkeypatch):
     from openrlhf.models import PolicyLoss
     from openrlhf.trainer.ray import ppo_actor

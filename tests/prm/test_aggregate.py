@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import pickle
+import random
 
 import pytest
+from mm_prm_reference import mm_prm_score
 
 from mm_eureka_plugin import registry
 from mm_eureka_plugin.prm import aggregate
@@ -56,17 +58,73 @@ def test_a_single_step(name):
     assert type(value) is float
 
 
-def test_log_and_odds_aggregations_clamp_exact_zero_and_one_to_eps():
+@pytest.mark.parametrize(
+    ("name", "scores", "expected"),
+    [
+        ("sum_logprob", [0.0, 0.5], -9999 + math.log(0.5)),
+        ("sum_logprob", [1.0, 0.5], math.log(0.5)),  # log 1 = 0: no sentinel needed
+        ("sum_logprob", [0.0, 0.0], -19998.0),  # each saturated step counts
+        ("sum_logit", [1.0, 0.5], 9999.0),
+        ("sum_logit", [1.0, 0.8], 9999 + math.log(4)),
+        ("sum_logit", [0.0, 0.5], -9999.0),  # MM-PRM crashes here; ours mirrors its +9999
+        ("sum_logit", [1.0, 0.0], 0.0),
+        ("mean_odds", [1.0, 0.5], 5000.0),  # (9999 + 1) / 2
+        ("mean_odds", [0.0, 1.0, 0.5], 10000 / 3),  # odds of 0 are 0
+        ("mean_odds", [0.0], 0.0),
+    ],
+)
+def test_saturated_scores_take_mm_prms_9999_sentinel(name, scores, expected):
+    assert FACTORIES[name]()(scores) == pytest.approx(expected, rel=1e-15)
+    if not (name == "sum_logit" and 0.0 in scores):
+        assert FACTORIES[name]()(scores) == pytest.approx(mm_prm_score(name, scores), rel=1e-15)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_aggregation_equals_mm_prms_formula_on_random_solutions(name):
+    rng = random.Random(name)
+    grid = [0.0, 1.0, 0.25, 0.5, 0.75, 1e-300, 1 - 2**-53]  # saturated, coarse (ties) and extreme scores
+    for _ in range(300):
+        scores = [rng.choice(grid) if rng.random() < 0.4 else rng.random() for _ in range(rng.randint(1, 8))]
+        if name == "sum_logit":
+            scores = [s for s in scores if s != 0.0] or [0.5]  # MM-PRM has no value for the logit of 0
+        assert FACTORIES[name]()(scores) == pytest.approx(mm_prm_score(name, scores), rel=1e-12, abs=1e-12), scores
+
+
+def test_sentinels_rank_saturated_solutions_as_mm_prm_does():
+    # a step at exactly 1 makes sum_logit / mean_odds prefer the solution, a step at 0 sum_logprob reject it
+    solutions = [[0.9, 0.9], [1.0, 0.01], [0.0, 0.99], [0.5], [1.0, 1.0, 0.02]]
+    for name in ("sum_logprob", "sum_logit", "mean_odds"):
+        ranked = [FACTORIES[name]()(s) for s in solutions]
+        reference = [mm_prm_score(name, s) for s in solutions if not (name == "sum_logit" and 0.0 in s)]
+        ours = [v for v, s in zip(ranked, solutions) if not (name == "sum_logit" and 0.0 in s)]
+        assert sorted(range(len(ours)), key=ours.__getitem__) == sorted(
+            range(len(reference)), key=reference.__getitem__
+        )
+    assert max(range(5), key=lambda i: FACTORIES["sum_logit"]()(solutions[i])) == 4  # 2 x 9999 beats 1 x 9999
+
+
+def test_eps_clamps_instead_of_the_sentinel():
     eps = 1e-6
     scores = [1.0, 0.0, 0.5]
-    assert aggregate.sum_logprob_aggregator()(scores) == pytest.approx(
+    assert aggregate.sum_logprob_aggregator(eps=eps)(scores) == pytest.approx(
         math.log(1 - eps) + math.log(eps) + math.log(0.5)
     )
-    assert aggregate.sum_logit_aggregator()([1.0, 0.5]) == pytest.approx(math.log((1 - eps) / eps))  # 13.8155...
-    assert aggregate.sum_logit_aggregator()([0.0, 0.5]) == pytest.approx(math.log(eps / (1 - eps)))
-    assert aggregate.mean_odds_aggregator()(scores) == pytest.approx(((1 - eps) / eps + eps / (1 - eps) + 1.0) / 3)
+    assert aggregate.sum_logit_aggregator(eps=eps)([1.0, 0.5]) == pytest.approx(math.log((1 - eps) / eps))
+    assert aggregate.sum_logit_aggregator(eps=eps)([0.0, 0.5]) == pytest.approx(math.log(eps / (1 - eps)))
+    assert aggregate.mean_odds_aggregator(eps=eps)(scores) == pytest.approx(
+        ((1 - eps) / eps + eps / (1 - eps) + 1.0) / 3
+    )
     assert aggregate.sum_logit_aggregator(eps=0.1)([1.0]) == pytest.approx(math.log(9))
     assert aggregate.mean_odds_aggregator(eps=0.2)([0.0, 1.0]) == pytest.approx((0.25 + 4.0) / 2)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_steps_score_is_mm_prms_zero_where_zero_is_the_floor(name):
+    expected = -math.inf if name in ("sum_logprob", "sum_logit") else 0.0
+    assert FACTORIES[name]().no_steps_score == expected
+    if expected == 0.0:
+        assert mm_prm_score(name, []) == 0  # the same value MM-PRM gives, and no scored solution goes below it
+        assert all(FACTORIES[name]()(s) >= 0 for s in ([0.0], [0.0, 1.0], [1e-300]))
 
 
 def test_aggregations_without_log_do_not_clamp():

@@ -42,11 +42,14 @@ def test_every_problem_gets_a_tree_and_a_rerun_resumes_it_identically(task, tmp_
         root = row["nodes"][0]
         assert root["parent"] is None and root["rollouts"] == 16 and row["rollouts"] <= 48
         assert bool(row["searches"]) == (0 < root["mc"] < 1)  # only mixed problems are searched
-    for row in searched:
-        # one-word answers are one step, so every wrong rollout's first error is that step
+    for row in rows:
+        # one-word answers are one step: no probe is rolled out; the children of the root are its
+        # distinct correct answers (MC 1) and, when searched, its distinct wrong ones (MC 0, judged)
+        assert all(node["parent"] == 0 and node["rollouts"] == 0 for node in row["nodes"][1:])
         assert all(search["first_error"] == 1 for search in row["searches"])
-        wrong = [node for node in row["nodes"][1:] if node["mc"] == 0.0 and node["rollouts"] == 0]
+        wrong = [node for node in row["nodes"][1:] if node["mc"] == 0.0]
         assert len(wrong) == len(row["searches"])  # each searched rollout is a labelled finished state
+        assert all(node["mc"] in (0.0, 1.0) for node in row["nodes"][1:])
     assert f"searched 8 problems ({sum(len(r['nodes']) - 1 for r in rows)} labelled states" in printed.out
 
     # The trees become PRM training rows: one per root-to-leaf path, with the problem's image.
@@ -55,8 +58,11 @@ def test_every_problem_gets_a_tree_and_a_rerun_resumes_it_identically(task, tmp_
         == 0
     )
     paths = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
-    # one-word answers: no probe states, so every path is a searched wrong answer, label 0
-    assert [p["labels"] for p in paths] == [[0.0]] * sum(len(row["searches"]) for row in searched)
+    # one-word answers: every path is one answer, a searched wrong one (label 0) or a correct one (label 1),
+    # of a problem whose root MC is strictly between 0 and 1
+    negatives = sum(len(row["searches"]) for row in searched)
+    positives = sum(node["mc"] == 1.0 for row in searched for node in row["nodes"][1:])
+    assert sorted(p["labels"] for p in paths) == [[0.0]] * negatives + [[1.0]] * positives
     assert all(len(p["steps"]) == 1 and len(p["images"]) == 1 for p in paths)
     capsys.readouterr()
 

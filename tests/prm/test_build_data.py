@@ -6,7 +6,7 @@ import json
 
 import pytest
 from PIL import Image
-from simulated_policy import RIGHT, SimulatedPolicy, SimulatedProblem, judge
+from simulated_policy import RIGHT, SCRIPT, ScriptedPolicy, SimulatedPolicy, SimulatedProblem, judge
 
 from mm_eureka_plugin.cli import main
 from mm_eureka_plugin.prm.build_data import tree_paths
@@ -63,6 +63,35 @@ def test_paths_run_from_the_root_to_every_leaf_with_each_nodes_mc():
         (["s1\ns2", "s3'"], [0.5, 0.75]),
         (["t1"], [1.0]),
     ]
+
+
+def test_a_path_stops_at_its_first_mc_zero_node_and_trees_with_root_mc_0_or_1_give_none():
+    below_zero = {**TREE, "nodes": [*TREE["nodes"], node(3, ["x5"], 0.0), node(3, ["s5"], 0.5)]}
+    assert sorted(tree_paths(below_zero)) == sorted(tree_paths(TREE))  # traverse.py: stop at mc <= 0
+    for mc in (0.0, 1.0):
+        assert tree_paths({**TREE, "nodes": [node(None, [], mc), *TREE["nodes"][1:]]}) == []
+
+
+def test_a_scripted_search_gives_mm_prms_paths_without_all_zero_tails():
+    tree = OmegaPRM(ScriptedPolicy(SCRIPT), judge, TagSplitter(), SearchConfig(k=4)).search(None, RIGHT, "p")
+    assert sorted(tree_paths(tree.to_json())) == [
+        (["a", "b2\nc2\nd2\nright"], [0.5, 1.0]),
+        (["a", "x1"], [0.5, 0.0]),
+        (["a", "y1\ny2", "right"], [0.5, 0.5, 1.0]),
+        (["a", "y1\ny2", "wrong"], [0.5, 0.5, 0.0]),
+        (["a\nb\nc\nd\nright"], [1.0]),
+        (["a\nx1\nx2"], [0.0]),  # the first probe, MC 0, under the root
+    ]  # no path ends in two zeros: the wrong rollout a x1 x2 x3 wrong is no MC = 0 leaf of its own
+
+
+def test_paths_of_searched_trees_have_a_zero_label_only_at_their_end():
+    tails = 0
+    for seed in range(20):
+        search = OmegaPRM(SimulatedPolicy(seed), judge, TagSplitter(), SearchConfig(k=8))
+        for path, labels in tree_paths(search.search(SimulatedProblem((0.15,) * 6), RIGHT, "p").to_json()):
+            assert 0.0 not in labels[:-1], (path, labels)
+            tails += labels[-1] == 0.0
+    assert tails > 20
 
 
 def test_rows_carry_the_prompt_images_and_labels_and_duplicates_are_written_once(data, tmp_path, capsys):

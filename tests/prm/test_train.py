@@ -123,6 +123,12 @@ def test_the_paper_recipe_loads_with_its_settings():
 
     config = load_config(Path(__file__).resolve().parents[2] / "recipes" / "mm-prm-qwen2.5vl-7b.yaml")
     assert (config.lr, config.batch_size, config.epochs) == (2e-6, 512, 3)
+    assert (config.lr_scheduler, config.warmup_ratio, config.weight_decay, config.zero_stage) == (
+        "cosine",
+        0.03,
+        0.05,
+        1,
+    )
 
 
 def test_too_few_rows_for_one_optimizer_step_is_refused_before_training(toy, tiny_vlm_dir):

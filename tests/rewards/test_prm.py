@@ -106,3 +106,13 @@ def test_a_broken_checkpoint_falls_back_instead_of_raising(tmp_path, prompt):
 def test_bad_parameters_are_refused_when_the_recipe_is_checked(params, message):
     with pytest.raises(ComponentError, match=message):
         resolve("reward", "prm", **params)
+
+
+@pytest.mark.parametrize("aggregator", ["sum_logit", "sum_logprob"])
+def test_saturated_step_scores_stood_in_give_a_bounded_reward_not_the_sentinel(prm_dir, prompt, aggregator):
+    reward = resolve("reward", "prm", path=str(prm_dir), aggregator=aggregator)
+    reward._score = lambda items: [[1.0, 0.0, 0.5]]  # a bf16 softmax rounded to exactly 1 and 0
+    (result,) = reward([sample(prompt)])
+    assert abs(result.reward) < 30  # log(1e-6) = -13.8 per saturated step, not +-9999
+    clamped = [1 - 1e-6, 1e-6, 0.5]
+    assert result.reward == pytest.approx(resolve("prm_aggregator", aggregator)(clamped), rel=1e-9)
