@@ -10,6 +10,7 @@ from mm_eureka_plugin.contracts import (
     PolicyLoss,
     PRMAggregator,
     Reward,
+    RolloutExecutor,
     StepSplitter,
 )
 from mm_eureka_plugin.data.formats import MMK12Jsonl, MMK12Parquet, OpenRLHFRows
@@ -18,6 +19,7 @@ from mm_eureka_plugin.prm import aggregate
 from mm_eureka_plugin.prm.judges import MathVerifyJudge, OpenAICompatibleJudge
 from mm_eureka_plugin.prm.steps import BlankLineSplitter, StepKSplitter, TagSplitter
 from mm_eureka_plugin.rewards import AccuracyReward, FormatReward, PRMReward, WeightedReward
+from mm_eureka_plugin.rollouts import ImageTools, SingleTurn
 
 
 @hookimpl
@@ -62,3 +64,8 @@ def mm_eureka_prm_aggregators() -> dict[str, Callable[..., PRMAggregator]]:
 @hookimpl
 def mm_eureka_judges() -> dict[str, Callable[..., Judge]]:
     return {"math_verify": MathVerifyJudge, "openai_compatible": OpenAICompatibleJudge}
+
+
+@hookimpl
+def mm_eureka_rollout_executors() -> dict[str, Callable[..., RolloutExecutor]]:
+    return {"single_turn": SingleTurn, "image_tools": ImageTools}

@@ -8,6 +8,7 @@ A recipe is YAML with two sections::
     plugin:                        # this project's components
       data: {path: train.jsonl, format: mmk12}      # converted for OpenRLHF before launch
       reward: weighted                              # scored inside OpenRLHF's rollout actors
+      rollout_executor: image_tools                 # turns between responses (default single_turn)
       accuracy_filter: [0.1, 0.9]                   # keep groups whose mean accuracy is in range
       policy_loss: {name: cpgd, drift_coef: 0.01}   # or just: policy_loss: cpgd
       advantage_weight: clip_filter_like
@@ -41,7 +42,7 @@ OUTPUT_DIR_FLAG = "ckpt.output_dir"
 """The one OpenRLHF flag the core reads: the run's directory (OpenRLHF's default ``./ckpt``), where
 the synthetic task, the converted data and the metrics go. The others: ``patches/flags.py``."""
 
-COMPONENT_KEYS = ("reward", "policy_loss", "advantage_weight")
+COMPONENT_KEYS = ("reward", "policy_loss", "advantage_weight", "rollout_executor")
 """``plugin:`` keys that name a component; the key is also the component kind."""
 
 PLUGIN_KEYS = (
@@ -189,8 +190,8 @@ class PRMServerConfig:
 
 @dataclass(frozen=True)
 class PluginConfig:
-    """The ``plugin:`` section: data, reward, online filter, loss and weights, the device, the
-    rollout engine, a synthetic task, the PRM server, the samples logged per step
+    """The ``plugin:`` section: data, reward, online filter, loss and weights, the rollout executor
+    (the turns of a sample), the device, the rollout engine, a synthetic task, the PRM server, the samples logged per step
     (:mod:`mm_eureka_plugin.samples`), and ``seeded_sampling``: every rollout sample drawn with its
     own seed, from the run's seed and the prompt, so that a run repeats on the same machine and
     engine (README, "Reproducible runs")."""
@@ -199,6 +200,7 @@ class PluginConfig:
     reward: ComponentSpec | None = None
     policy_loss: ComponentSpec | None = None
     advantage_weight: ComponentSpec | None = None
+    rollout_executor: ComponentSpec | None = None
     accuracy_filter: tuple[float, float] | None = None
     device: str = "auto"
     rollout: str = "auto"
@@ -243,6 +245,11 @@ class Recipe:
         parameter or combination fails before anything starts (the OpenRLHF flags:
         ``patches.flags.check_recipe``)."""
         built = self.build_components()
+        if self.plugin.rollout_executor is not None and self.plugin.reward is None:
+            raise RecipeError(
+                f"{self.where}key 'plugin.rollout_executor' runs in the plugin's rollout, which scores with "
+                "the plugin's reward; choose one with 'plugin.reward' (e.g. weighted)."
+            )
         if self.plugin.accuracy_filter is not None and self.plugin.reward is None:
             raise RecipeError(
                 f"{self.where}key 'plugin.accuracy_filter' filters on the accuracy the plugin's reward "

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from mm_eureka_plugin.data.records import BadRow, PromptRecord
     from mm_eureka_plugin.prm.steps import Step
     from mm_eureka_plugin.rewards.types import RewardResult, RewardSample
+    from mm_eureka_plugin.rollouts.types import RolloutPrompt, Turn
 
 
 @runtime_checkable
@@ -106,6 +107,33 @@ class Judge(Protocol):
         """Why problems with the gold answer ``gold`` cannot be judged; None when they can."""
 
 
+@runtime_checkable
+class Episode(Protocol):
+    """One rollout sample's environment, started by a :class:`RolloutExecutor`."""
+
+    def step(self, response: str) -> Turn:
+        """The answer to the policy's latest ``response`` (decoded, special tokens skipped): done, or
+        the next user message. Called in a worker thread, so it may block; a raise ends the sample
+        with reward 0 and a counted ``reward_error``."""
+
+
+@runtime_checkable
+class RolloutExecutor(Protocol):
+    """Kind ``rollout_executor``: what happens between the policy's responses in a rollout sample.
+
+    The trainer's executor generates a response, hands it to the sample's episode
+    (``start(prompt)``, once per sample) and, until a :class:`~mm_eureka_plugin.rollouts.types.Turn`
+    is done, writes the turn's message with the model's chat template and generates again. The last
+    response is scored by the reward; tokens the episode adds carry no loss. Optional attributes:
+    ``metric_keys`` (the names of the turns' metrics, logged for every sample), ``system_prompt``
+    (text added to every training prompt's system message when the data is converted) and
+    ``uses_source_images`` (true: the converted data keeps each image's source resolution for
+    ``RolloutPrompt.source_images``).
+    """
+
+    def start(self, prompt: RolloutPrompt) -> Episode: ...
+
+
 PROTOCOLS: dict[str, type] = {
     "reward": Reward,
     "policy_loss": PolicyLoss,
@@ -114,6 +142,7 @@ PROTOCOLS: dict[str, type] = {
     "step_splitter": StepSplitter,
     "prm_aggregator": PRMAggregator,
     "judge": Judge,
+    "rollout_executor": RolloutExecutor,
 }
 """Component kind -> its Protocol (the one its hook's factories return, :mod:`mm_eureka_plugin.hookspecs`)."""
 
@@ -124,8 +153,9 @@ def contract_problem(kind: str, component: object) -> str | None:
     Beyond the Protocol's methods, the kinds that are pure functions of small inputs are called on
     one: a ``policy_loss`` (on whole groups when it has a ``group_size``) must return a scalar
     tensor that depends on ``log_probs`` and a mapping of metrics, an ``advantage_weight`` weights
-    of the rewards' shape, a ``step_splitter`` a list, a ``prm_aggregator`` a number. Rewards and
-    judges are not called (they may need a server).
+    of the rewards' shape, a ``step_splitter`` a list, a ``prm_aggregator`` a number, a
+    ``rollout_executor`` an episode whose first step on a probe prompt returns a usable ``Turn``.
+    Rewards and judges are not called (they may need a server).
     """
     protocol = PROTOCOLS[kind]
     if not isinstance(component, protocol):
@@ -177,9 +207,23 @@ def _probe_prm_aggregator(aggregate: PRMAggregator) -> str | None:
     return None if number else f"for scores [0.5, 0.9] it returned a {type(value).__name__}, not a number"
 
 
+def _probe_rollout_executor(executor: RolloutExecutor) -> str | None:
+    from PIL import Image
+
+    from mm_eureka_plugin.rollouts.types import RolloutPrompt, Turn
+
+    image = Image.new("RGB", (56, 56), (128, 128, 128))
+    prompt = RolloutPrompt(prompt="What is 1 + 1?", images=[image], source_images=[image], label="2")
+    turn = executor.start(prompt).step("<answer>2</answer>")
+    if not isinstance(turn, Turn):
+        return f"its episode's step returned a {type(turn).__name__}, not a mm_eureka_plugin.rollouts.Turn"
+    return turn.problem()
+
+
 _PROBES = {
     "policy_loss": _probe_policy_loss,
     "advantage_weight": _probe_advantage_weight,
     "step_splitter": _probe_step_splitter,
     "prm_aggregator": _probe_prm_aggregator,
+    "rollout_executor": _probe_rollout_executor,
 }

@@ -20,6 +20,7 @@ from mm_eureka_plugin.contracts import (
     PolicyLoss,
     PRMAggregator,
     Reward,
+    RolloutExecutor,
     StepSplitter,
 )
 
@@ -33,6 +34,7 @@ KIND_HOOKS = {
     "step_splitter": "mm_eureka_step_splitters",
     "prm_aggregator": "mm_eureka_prm_aggregators",
     "judge": "mm_eureka_judges",
+    "rollout_executor": "mm_eureka_rollout_executors",
 }
 """Component kind -> the hook that registers components of that kind."""
 
@@ -70,3 +72,8 @@ def mm_eureka_prm_aggregators() -> dict[str, Callable[..., PRMAggregator]]:
 @hookspec
 def mm_eureka_judges() -> dict[str, Callable[..., Judge]]:
     """Answer judge factories by name."""
+
+
+@hookspec
+def mm_eureka_rollout_executors() -> dict[str, Callable[..., RolloutExecutor]]:
+    """Rollout executor factories by name."""

@@ -72,7 +72,8 @@ def converted_data_path(recipe: Recipe) -> Path:
     else:
         identity = [str(source), *(_folder_files(Path(source.location)) if source.kind == "folder" else [])]
         stem = re.sub(r"[^\w.-]+", "_", f"{Path(source.location).name}-{source.split or DEFAULT_SPLIT}")
-    key = json.dumps([*identity, as_recipe(data)], sort_keys=True)
+    asked = {name: value for name, value in rollout_data_settings(recipe).items() if value}
+    key = json.dumps([*identity, as_recipe(data), *([asked] if asked else [])], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     cache_dir = Path(data.cache_dir) if data.cache_dir else recipe.output_dir / "data"
     return cache_dir / f"{stem}-{digest}.jsonl"
@@ -115,6 +116,16 @@ def check_data_path(recipe: Recipe) -> None:
         raise RecipeError(f"{recipe.where}key 'plugin.data.path': no such file: {path}.")
 
 
+def rollout_data_settings(recipe: Recipe) -> dict[str, Any]:
+    """What ``plugin.rollout_executor`` asks of the converted data: ``system_suffix`` (its
+    ``system_prompt``) and ``keep_source_images`` (its ``uses_source_images``)."""
+    executor = recipe.plugin.build("rollout_executor")
+    return {
+        "system_suffix": getattr(executor, "system_prompt", None),
+        "keep_source_images": bool(getattr(executor, "uses_source_images", False)),
+    }
+
+
 def convert_data(recipe: Recipe) -> Path | None:
     """Convert ``plugin.data`` for OpenRLHF (once; reused while the source and settings are unchanged)
     and return the converted file (None without ``plugin.data``). Runs before Ray starts, so a bad
@@ -138,6 +149,7 @@ def convert_data(recipe: Recipe) -> Path | None:
             max_pixels=data.max_pixels,
             on_bad_row=data.on_bad_row,
             progress=True,
+            **rollout_data_settings(recipe),
             **data.format.params,
         )
     except DataError as exc:

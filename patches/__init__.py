@@ -16,7 +16,8 @@ The life of one training step, and the file that changes each part of it:
    per group (:mod:`.vllm_engine`, :mod:`.vlm_utils`; always on), vLLM resizes them by the recipe's
    pixel budget (:mod:`.vllm_engine`), and each sample runs through the plugin's executor
    (:mod:`.agent_executor`, loaded by OpenRLHF from ``--train.agent_func_path``), which bans the
-   vision tokens in sampling and, with ``plugin.seeded_sampling``, seeds each sample.
+   vision tokens in sampling, continues the sample through ``plugin.rollout_executor``'s turns and,
+   with ``plugin.seeded_sampling``, seeds each sample.
 2. reward: the executor scores each response with ``plugin.reward`` (:mod:`.agent_executor`);
    a dense reward's step rewards become per-token offsets.
 3. filter: OpenRLHF's dynamic filtering keeps the groups whose mean accuracy is in

@@ -109,6 +109,15 @@ def test_the_rollout_engine_follows_the_recipe_else_the_device(rollout, cpu, eng
         ("data: {path: a.jsonl, format: mmk13}", "key 'plugin.data.format': unknown data_format 'mmk13'"),
         ("reward: acuracy", "key 'plugin.reward': unknown reward 'acuracy'. Valid names: accuracy"),
         ("rollout: hf", "key 'plugin.rollout' must be one of auto, vllm, transformers, got 'hf'"),
+        (
+            "rollout_executor: tools",
+            "key 'plugin.rollout_executor': unknown rollout_executor 'tools'. Valid names: image_tools, single_turn",
+        ),
+        (
+            "rollout_executor: {name: image_tools, coordinates: percent}",
+            "key 'plugin.rollout_executor': parameter 'coordinates' of rollout_executor 'image_tools' must be one of "
+            "'pixels', 'normalized', got 'percent'",
+        ),
     ],
 )
 def test_bad_plugin_data_reward_and_filter_settings(tmp_path, plugin, message):
@@ -120,6 +129,15 @@ def test_bad_plugin_data_reward_and_filter_settings(tmp_path, plugin, message):
 def test_accuracy_filter_needs_the_plugin_reward(tmp_path):
     with pytest.raises(RecipeError, match="choose one with 'plugin.reward'"):
         load_recipe(write(tmp_path, "plugin:\n  accuracy_filter: [0.1, 0.9]\n")).validate()
+
+
+def test_a_rollout_executor_needs_the_plugin_reward(tmp_path):
+    with pytest.raises(RecipeError, match="'plugin.rollout_executor' runs in the plugin's rollout.*'plugin.reward'"):
+        load_recipe(write(tmp_path, "plugin:\n  rollout_executor: image_tools\n")).validate()
+    recipe = load_recipe(
+        write(tmp_path, "plugin:\n  reward: accuracy\n  rollout_executor: {name: image_tools, max_turns: 2}\n")
+    )
+    assert recipe.validate()["rollout_executor"].max_turns == 2
 
 
 def test_nested_overrides_reach_component_parameters(tmp_path):

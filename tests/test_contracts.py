@@ -114,6 +114,19 @@ def check_judge(judge, tmp_path):
     assert judge(["<answer>5</answer>", "<answer>6</answer>"], "5") == [True, False]
 
 
+def check_rollout_executor(executor, tmp_path):
+    from PIL import Image
+
+    from mm_eureka_plugin.rollouts import RolloutPrompt, Turn
+
+    image = Image.new("RGB", (56, 56), (200, 30, 30))
+    episode = executor.start(RolloutPrompt(prompt="What colour?", images=[image], source_images=[image], label="red"))
+    turn = episode.step("<crop>0, 0, 28, 28</crop>")
+    assert isinstance(turn, Turn) and turn.problem() is None
+    assert set(turn.metrics) <= set(getattr(executor, "metric_keys", ()))
+    assert episode.step("<answer>red</answer>").done
+
+
 CHECKS = {
     "reward": check_reward,
     "policy_loss": check_policy_loss,
@@ -122,6 +135,7 @@ CHECKS = {
     "step_splitter": check_step_splitter,
     "prm_aggregator": check_prm_aggregator,
     "judge": check_judge,
+    "rollout_executor": check_rollout_executor,
 }
 REQUIRED_PARAMS = {("judge", "openai_compatible"): {"url": "http://127.0.0.1:9/v1", "model": "judge"}}
 BUILTINS = {

@@ -149,6 +149,17 @@ def test_references_into_the_standard_library_are_refused_before_import(fresh_re
         ),
         ("prm_aggregator", "def make():\n    return lambda scores: 'high'\n", "returned a str, not a number"),
         ("step_splitter", "def make():\n    return lambda text: 1 / 0\n", "raised ZeroDivisionError"),
+        (
+            "rollout_executor",
+            "def make():\n    return lambda prompt: None\n",
+            "lacks the rollout_executor methods \\(start\\)",
+        ),
+        (
+            "rollout_executor",
+            "class Env:\n    def start(self, prompt):\n        return self\n    def step(self, response):\n"
+            "        return {'done': True}\n\ndef make():\n    return Env()\n",
+            "its episode's step returned a dict, not a mm_eureka_plugin.rollouts.Turn",
+        ),
     ],
 )
 def test_what_a_factory_returns_must_keep_its_kinds_contract(fresh_registry, tmp_path, kind, source, problem):

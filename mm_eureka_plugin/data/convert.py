@@ -10,7 +10,9 @@
 Every image is written as a PNG after the pixel budget, into ``<out stem>.images/`` beside the
 output, named by a hash of its pixels (so a repeated image is stored once). Source files are never
 referenced directly: the output is self-contained, and training and rollout load exactly the
-RGB, budget-sized pixels checked here.
+RGB, budget-sized pixels checked here. A rollout executor that crops images (``image_tools``) also
+gets each image as loaded, written the same way and listed in the row's metadata
+(``keep_source_images``).
 """
 
 from __future__ import annotations
@@ -40,12 +42,15 @@ from mm_eureka_plugin.data.images import (
     apply_pixel_budget,
     load_image,
 )
+from mm_eureka_plugin.data.prompts import add_to_system_prompt
 from mm_eureka_plugin.data.records import LABEL_COLUMN, BadRow, DataError, PromptRecord, encode_label
 
 logger = logging.getLogger(__name__)
 
 FORMAT_COLUMNS = {"message": "mmk12", "prompt": "openrlhf", "question": "mmk12-parquet"}
 """A column that identifies a format, in the order :func:`detect_format` looks for them."""
+SOURCE_IMAGES = "source_images"
+"""Metadata key of a converted row's images as loaded, before the pixel budget (``keep_source_images``)."""
 MAX_LISTED_ROWS = 20
 """Bad rows listed in a :class:`DataError` message before "and K more"."""
 
@@ -152,11 +157,16 @@ def convert_file(
     progress: bool = False,
     max_image_bytes: int = MAX_IMAGE_BYTES,
     max_image_pixels: int = MAX_IMAGE_PIXELS,
+    system_suffix: str | None = None,
+    keep_source_images: bool = False,
     **format_params: Any,
 ) -> DataReport:
     """Convert the data source ``in_path`` to OpenRLHF's native jsonl at ``out_path`` (see the module docstring).
 
-    ``fmt`` is as for :func:`check_file`. With ``on_bad_row="error"`` any bad row raises
+    ``fmt`` is as for :func:`check_file`. ``system_suffix`` is added to every prompt's system
+    message (e.g. a rollout executor's tool instructions); ``keep_source_images`` also writes each
+    image as loaded (before the pixel budget) and lists those files in the row's metadata under
+    :data:`SOURCE_IMAGES`. With ``on_bad_row="error"`` any bad row raises
     :class:`DataError` listing them and nothing is written; with ``"skip"`` the good rows are
     written and the report lists the skipped ones. A file with no good row raises either way.
     The output and its images appear only once the whole file has converted.
@@ -176,7 +186,12 @@ def convert_file(
             for record, images in rows:
                 if report.bad and on_bad_row == "error":
                     continue  # nothing will be written: keep checking, stop writing
-                paths = [stage_image(image, staging, image_dir) for image in images]
+                paths = [stage_image(budgeted, staging, image_dir) for budgeted, _ in images]
+                if keep_source_images:
+                    sources = [stage_image(source, staging, image_dir) for _, source in images]
+                    record.metadata = {**record.metadata, SOURCE_IMAGES: sources}
+                if system_suffix:
+                    record.messages = add_to_system_prompt(record.messages, system_suffix)
                 out.write(json.dumps(_output_row(record, paths), ensure_ascii=False) + "\n")
                 report.written += 1
         if (report.bad and on_bad_row == "error") or not report.written:
@@ -210,8 +225,9 @@ def _limits(min_pixels: int, max_pixels: int, max_image_bytes: int, max_image_pi
 
 def _usable_rows(
     reader: DataFormat, report: DataReport, verb: str, progress: bool, limits: dict[str, int]
-) -> Iterator[tuple[PromptRecord, list[Image.Image]]]:
-    """The good records of ``report.path`` with their loaded images; counts rows and records bad ones."""
+) -> Iterator[tuple[PromptRecord, list[tuple[Image.Image, Image.Image]]]]:
+    """The good records of ``report.path`` with their images (on the budget, as loaded); counts rows
+    and records bad ones."""
     total = None
     if is_parquet(report.path):
         import pyarrow.parquet as pq
@@ -230,7 +246,7 @@ def _usable_rows(
             report.bad.append(item)
             continue
         try:
-            images = load_record_images(item, **limits)
+            images = _record_images(item, limits)
         except ImageError as exc:
             report.bad.append(BadRow(item.row, str(exc), _record_id(item)))
             continue
@@ -263,11 +279,20 @@ def load_record_images(
 ) -> list[Image.Image]:
     """``record``'s images, loaded and on the pixel budget; :class:`ImageError` names each bad one
     (``image 2: <reason>``, joined with ``; ``)."""
+    limits = _limits(min_pixels, max_pixels, max_image_bytes, max_image_pixels)
+    return [budgeted for budgeted, _ in _record_images(record, limits)]
+
+
+def _record_images(record: PromptRecord, limits: dict[str, int]) -> list[tuple[Image.Image, Image.Image]]:
+    """(on the pixel budget, as loaded) for each of ``record``'s images; :class:`ImageError` as
+    :func:`load_record_images` raises it."""
     images, problems = [], []
     for i, ref in enumerate(record.images, start=1):
         try:
-            image = load_image(ref, max_image_bytes=max_image_bytes, max_image_pixels=max_image_pixels)
-            images.append(apply_pixel_budget(image, min_pixels, max_pixels))
+            image = load_image(
+                ref, max_image_bytes=limits["max_image_bytes"], max_image_pixels=limits["max_image_pixels"]
+            )
+            images.append((apply_pixel_budget(image, limits["min_pixels"], limits["max_pixels"]), image))
         except ImageError as exc:
             problems.append(f"image {i}: {exc}")
     if problems:

@@ -59,3 +59,15 @@ def apply_system_prompt(messages: list[dict[str, Any]], prompt: str | None) -> l
     if prompt == NO_SYSTEM_PROMPT:
         return rest
     return [{"role": "system", "content": [{"type": "text", "text": prompt}]}, *rest]
+
+
+def add_to_system_prompt(messages: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """``messages`` with ``text`` at the end of the first system message (after a blank line), or
+    as a new first system message when there is none."""
+    index = next((i for i, message in enumerate(messages) if message["role"] == "system"), None)
+    if index is None:
+        return [{"role": "system", "content": [{"type": "text", "text": text}]}, *messages]
+    content = messages[index]["content"]
+    parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    message = {**messages[index], "content": [*parts, {"type": "text", "text": f"\n\n{text}" if parts else text}]}
+    return [*messages[:index], message, *messages[index + 1 :]]

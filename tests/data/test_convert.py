@@ -281,3 +281,44 @@ def test_an_image_path_that_is_a_directory_says_so(tmp_path, write_jsonl):
     path = write_jsonl(tmp_path / "rows.jsonl", [{**ROW, "image": ["pictures"]}])
     report = check_file(path)
     assert "image path is a directory, not an image file" in str(report.bad[0])
+
+
+def test_a_rollout_executors_instructions_and_source_images_are_written_with_the_rows(good_data, tmp_path):
+    out = tmp_path / "tools.jsonl"
+    convert_file(good_data.mmk12, MMK12Jsonl(), out, system_suffix="Crop with <crop>.", keep_source_images=True)
+    plain = read_jsonl(convert_file(good_data.mmk12, MMK12Jsonl(), tmp_path / "plain.jsonl").output)
+    rows = read_jsonl(out)
+    for row, before in zip(rows, plain, strict=True):
+        system = row["prompt"][0]
+        assert system["role"] == "system" and before["prompt"][0]["role"] == "system"
+        texts = [part["text"] for part in system["content"]]
+        assert (
+            "".join(texts) == "".join(part["text"] for part in before["prompt"][0]["content"]) + "\n\nCrop with <crop>."
+        )
+        assert row["prompt"][1:] == before["prompt"][1:]
+        assert [Path(p).name for p in row["images"]] == [Path(p).name for p in before["images"]]  # same pixels
+        sources = json.loads(row["metadata"])["source_images"]
+        assert decode_label(row[LABEL_COLUMN])[1]["source_images"] == sources
+        assert len(sources) == len(row["images"])
+    # the triangle (300x20 as drawn) is kept at its size; the budget made it 308x28
+    sizes = [
+        (Image.open(source).size, Image.open(budgeted).size)
+        for row in rows
+        for source, budgeted in zip(json.loads(row["metadata"])["source_images"], row["images"], strict=True)
+    ]
+    assert ((300, 20), (308, 28)) in sizes and ((30, 30), (56, 56)) in sizes
+    assert "source_images" not in json.loads(plain[0]["metadata"])
+
+
+def test_instructions_make_a_system_message_where_a_prompt_has_none():
+    from mm_eureka_plugin.data.prompts import add_to_system_prompt
+
+    user = {"role": "user", "content": "hi"}
+    assert add_to_system_prompt([user], "Tools.") == [
+        {"role": "system", "content": [{"type": "text", "text": "Tools."}]},
+        user,
+    ]
+    assert add_to_system_prompt([{"role": "system", "content": "Be brief."}, user], "Tools.")[0]["content"] == [
+        {"type": "text", "text": "Be brief."},
+        {"type": "text", "text": "\n\nTools."},
+    ]

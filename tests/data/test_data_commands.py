@@ -76,6 +76,20 @@ def test_launcher_converts_once_and_points_openrlhf_at_the_result(good_data, tmp
     assert prepare_data(changed).openrlhf["data.prompt_dataset"] != flags["data.prompt_dataset"]
 
 
+def test_launcher_converts_for_image_tools_with_its_instructions_and_source_images(good_data, tmp_path):
+    import json
+
+    from mm_eureka_plugin.rollouts.image_tools import instructions
+
+    plain = prepare_data(recipe_for(tmp_path, good_data.mmk12)).openrlhf["data.prompt_dataset"]
+    tools = load_recipe(recipe_for(tmp_path, good_data.mmk12).path, ["plugin.rollout_executor=image_tools"])
+    converted = prepare_data(tools).openrlhf["data.prompt_dataset"]
+    assert converted != plain  # its own conversion, not the plain one reused
+    row = json.loads(open(converted).readline())
+    assert row["prompt"][0]["content"][-1]["text"] == "\n\n" + instructions("pixels")
+    assert len(json.loads(row["metadata"])["source_images"]) == len(row["images"])
+
+
 def test_launcher_stops_on_bad_rows_before_ray_or_skips_and_logs_them(bad_corpus, tmp_path, caplog):
     with pytest.raises(RecipeError, match="(?s)plugin.data.*row 2: image 1: image file not found"):
         prepare_data(recipe_for(tmp_path, bad_corpus.mmk12))

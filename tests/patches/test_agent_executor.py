@@ -329,3 +329,145 @@ def test_seeded_sampling_returns_kept_groups_in_dispatch_order(plugin_env):
     finished = [sample(p) for p in ("c", "c", "a", "a", "b", "b")]
     dispatched = [prompt_key(p, "l", ["x.png"]) for p in ("a", "b", "d", "c")]
     assert [s.prompts[0] for s in in_dispatch_order(finished, dispatched, 2)] == ["a", "a", "b", "b", "c", "c"]
+
+
+# -- rollout executors: the turns after the first response ------------------------------------
+
+CROP = "<crop>0, 0, 28, 28</crop>"
+
+
+def load_rollout(plugin_env, rollout, reward="weighted", **section):
+    from openrlhf.trainer.ray.vllm_engine import _load_agent_executor
+
+    from mm_eureka_plugin.patches.flags import agent_executor_path
+
+    plugin_env({"reward": reward, "rollout_executor": rollout, **section})
+    return _load_agent_executor(agent_executor_path())
+
+
+def test_fake_vllm_image_tools_appends_the_crop_and_scores_the_last_response(plugin_env, processor, image_path):
+    executor = load_rollout(plugin_env, "image_tools")
+    engine = FakeVLLMEngine(processor.tokenizer, [CROP, RIGHT])
+    output = execute(executor, processor, engine, encode_label("2", {"id": "row-1"}), [image_path])
+
+    tokens, ranges = output["observation_tokens"], output["action_ranges"]
+    (first_prompt, _, first_mm), (second_prompt, second_params, second_mm) = engine.requests
+    assert len(ranges) == 2 and ranges[0][0] == len(first_prompt) and ranges[1][0] == len(second_prompt)
+    assert (
+        second_prompt == tokens[: ranges[1][0]]
+        and tokens[: ranges[0][1]] == first_prompt + tokens[ranges[0][0] : ranges[0][1]]
+    )
+    feedback = processor.tokenizer.decode(tokens[ranges[0][1] : ranges[1][0]])
+    assert feedback.startswith("\n<|im_start|>user\nImage 2: image 1 at [0, 0, 28, 28], 56x56 pixels.<|vision_start|>")
+    assert feedback.endswith("<|im_end|>\n<|im_start|>assistant\n")  # environment tokens: outside every action range
+    assert len(first_mm["image"]) == 1 and len(second_mm["image"]) == 2  # the engine sees every image so far
+    assert second_params.logit_bias == engine.requests[0][1].logit_bias  # vision tokens banned in every turn
+    grids = output["mm_train_inputs"]["image_grid_thw"]
+    image_pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    # the prompt's 56x84 image, then the 28x28 crop zoomed to the default budget's minimum, 56x56
+    assert grids.tolist() == [[1, 6, 4], [1, 4, 4]]
+    assert tokens.count(image_pad) == int(grids.prod(-1).sum()) // 4  # 2x2 patches merge into one token
+    assert output["reward"] == 1.5 and output["scores"] == 1.0  # the final response, scored as usual
+    output["extra_logs"].pop("reward_seconds")
+    assert output["extra_logs"] == {
+        "accuracy": 1.0,
+        "format": 1.0,
+        "reward_error": 0.0,
+        "turns": 2.0,
+        "tool_calls": 1.0,
+        "tool_errors": 0.0,
+    }
+    assert "Image 2: image 1" in output["sample_log"]["response"] and output["sample_log"]["response"].endswith(RIGHT)
+
+
+def test_fake_vllm_image_tools_answers_a_bad_call_in_text_and_counts_it(plugin_env, processor, image_path):
+    executor = load_rollout(plugin_env, {"name": "image_tools", "max_turns": 3})
+    engine = FakeVLLMEngine(processor.tokenizer, ["<crop image=9>0, 0, 9, 9</crop>", "<crop>rubbish</crop>", WRONG])
+    output = execute(executor, processor, engine, "2", [image_path])
+    assert len(engine.requests) == 3 and [len(mm["image"]) for _, _, mm in engine.requests] == [1, 1, 1]
+    text = processor.tokenizer.decode(output["observation_tokens"])
+    assert "Crop failed: there is no image 9" in text and "is not four numbers" in text and "last turn" in text
+    assert output["extra_logs"]["tool_errors"] == 2.0 and output["extra_logs"]["turns"] == 3.0
+    assert output["reward"] == 0.5 and output["extra_logs"]["reward_error"] == 0.0  # WRONG: format only
+
+
+def test_fake_vllm_a_sample_out_of_tokens_ends_its_episode_truncated(plugin_env, processor, image_path):
+    from vllm import SamplingParams
+
+    executor = load_rollout(plugin_env, "image_tools")
+    engine = FakeVLLMEngine(processor.tokenizer, [CROP])
+    prompt = chat_prompt(processor)
+    params = SamplingParams(max_tokens=16, temperature=1.0)
+    # room for the prompt and the crop call, not for the crop's message (about 30 tokens)
+    max_length = len(processor(text=[prompt], images=[Image.open(image_path)])["input_ids"][0]) + 26
+    output = asyncio.run(executor.execute(prompt, "2", params, max_length, processor, engine, [image_path]))
+    assert len(engine.requests) == 1 and output["truncated"] and len(output["observation_tokens"]) <= max_length
+    assert output["extra_logs"]["tool_calls"] == 1.0 and output["reward"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        (
+            "    def start(self, prompt):\n        if prompt.metadata.get('id') == 'row-3':\n"
+            "            raise RuntimeError('no env')\n        return self\n"
+            "    def step(self, response):\n        return Turn(done=True)\n",
+            "raised RuntimeError in start: no env",
+        ),
+        (
+            "    def start(self, prompt):\n        return self\n    def step(self, response):\n"
+            "        return 'done' if 'think' in response else Turn(done=True)\n",
+            "gave a turn that cannot be shown: it returned a str, not a Turn",
+        ),
+        (
+            "    def start(self, prompt):\n        return self\n    def step(self, response):\n"
+            "        return Turn(done='think' not in response, content=[{'type': 'image'}])\n",
+            "1 image part(s) but it carries 0 image(s)",
+        ),
+    ],
+)
+def test_fake_vllm_a_rollout_executor_that_fails_gives_the_sample_reward_0_and_a_reward_error(
+    plugin_env, processor, image_path, tmp_path, body, error
+):
+    """Each passes the contract's probe (which answers "<answer>2</answer>" on row "probe") and
+    fails on this sample's row or response."""
+    path = tmp_path / "bad_rollout.py"
+    path.write_text("from mm_eureka_plugin.rollouts import Turn\nclass Bad:\n" + body)
+    executor = load_rollout(plugin_env, f"{path}:Bad")
+    label = encode_label("2", {"id": "row-3"})
+    output = execute(executor, processor, FakeVLLMEngine(processor.tokenizer, [RIGHT]), label, [image_path])
+    assert output["reward"] == 0.0 and output["extra_logs"]["reward_error"] == 1.0
+    assert error in output["sample_log"]["error"] and "bad_rollout.py:Bad" in output["sample_log"]["error"]
+
+
+def test_fake_vllm_a_multi_turn_sample_trains_with_its_crop_and_no_loss_on_environment_tokens(
+    plugin_env, processor, image_path, tiny_vlm_dir, openrlhf_args
+):
+    """The experience OpenRLHF builds from a two-turn sample runs through OpenRLHF's Actor: the image
+    tokens of the prompt and the crop match the pixel values (without the crop's pixels it fails)."""
+    import torch
+    from openrlhf.models.actor import Actor
+    from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator
+    from openrlhf.utils.vlm_utils import merge_mm_train_inputs
+
+    executor = load_rollout(plugin_env, "image_tools")
+    output = execute(executor, processor, FakeVLLMEngine(processor.tokenizer, [CROP, RIGHT]), "2", [image_path])
+    generator = object.__new__(SamplesGenerator)
+    generator.args = openrlhf_args()
+    experience = generator._process_response_into_experience(output, max_len=1024)
+
+    ranges = output["action_ranges"]
+    expected = torch.zeros(len(output["observation_tokens"]) - 1)
+    for start, end in ranges:
+        expected[start - 1 : end - 1] = 1  # OpenRLHF's action mask is shifted by one
+    assert torch.equal(experience.action_mask[0].float(), expected)
+    assert experience.action_mask.sum() == sum(end - start for start, end in ranges)
+
+    actor = Actor(str(tiny_vlm_dir), attn_implementation="sdpa", param_dtype="bf16")
+    inputs = merge_mm_train_inputs(experience.mm_train_inputs, "cpu")
+    with torch.no_grad():
+        log_probs = actor(experience.sequences, experience.action_mask, experience.attention_mask, **inputs)
+    assert log_probs.shape == experience.action_mask.shape and torch.isfinite(log_probs).all()
+    prompt_only = {"pixel_values": inputs["pixel_values"][:24], "image_grid_thw": inputs["image_grid_thw"][:1]}
+    with torch.no_grad(), pytest.raises(ValueError, match="Image features and image tokens do not match"):
+        actor(experience.sequences, experience.action_mask, experience.attention_mask, **prompt_only)
