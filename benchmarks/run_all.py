@@ -32,6 +32,7 @@ BENCHMARKS = {
     "prm_scoring": ["--solutions", "2", "--steps", "3", "--repeats", "1"],
     "data_pipeline": ["--rows", "20", "--images", "4", "--repeats", "1"],
     "cpu_learning": None,
+    "image_tools": None,
 }
 """Benchmark script name -> its tiny ``--quick`` arguments (None: too long to run quickly; skipped)."""
 

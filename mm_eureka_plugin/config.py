@@ -160,13 +160,16 @@ class SyntheticTaskConfig:
     :func:`mm_eureka_plugin.synthetic.build_colour_task` builds it on first run into
     ``<ckpt.output_dir>/task``; it provides the model (``actor.model_name_or_path``), the training
     data (``plugin.data.path``) and the evaluation set (``eval.dataset``). ``blank`` makes every
-    image the same grey: the control run, where the answer cannot be seen.
+    image the same grey: the control run, where the answer cannot be seen. ``kind: zoom`` is the
+    variant whose colour shows only through a crop (:mod:`mm_eureka_plugin.synthetic_zoom`, for
+    ``rollout_executor: image_tools``); it sets the pixel budget to its own.
     """
 
     seed: int = 0
     train_size: int = 256
     eval_size: int = 32
     blank: bool = False
+    kind: Literal["colour", "zoom"] = "colour"
 
 
 @dataclass(frozen=True)
@@ -397,8 +400,17 @@ def parse_recipe(data: dict, path: Path | None = None) -> Recipe:
             f"{where}key 'plugin.data.path' is set by plugin.synthetic_task (its training data); remove one of them."
         )
     train = str(recipe.synthetic_task_dir / "train.jsonl")
-    data = plugin.data or DataConfig(format=ComponentSpec("openrlhf"))
-    return replace(recipe, plugin=replace(plugin, data=replace(data, path=train)))
+    data = replace(plugin.data or DataConfig(format=ComponentSpec("openrlhf")), path=train)
+    if plugin.synthetic_task.kind == "zoom":
+        from mm_eureka_plugin.synthetic_zoom import PIXELS
+
+        if (data.min_pixels, data.max_pixels) not in ((DEFAULT_MIN_PIXELS, DEFAULT_MAX_PIXELS), (PIXELS, PIXELS)):
+            raise RecipeError(
+                f"{where}key 'plugin.data': the zoom task shows images on its own pixel budget ({PIXELS}); "
+                "remove min_pixels and max_pixels."
+            )
+        data = replace(data, min_pixels=PIXELS, max_pixels=PIXELS)
+    return replace(recipe, plugin=replace(plugin, data=data))
 
 
 def parse_plugin_section(section: Any, where: str = "", base_dir: Path | None = None) -> PluginConfig:

@@ -39,6 +39,7 @@ def test_every_benchmark_runs_on_a_tiny_input_and_results_md_reports_each(tmp_pa
     assert "| data check |" in text and "ratio resize / no resize (time): " in text
     # cpu_learning trains for minutes: named, and said to be skipped
     assert "## cpu_learning: Learning that needs the images" in text and "Not run with --quick" in text
+    assert "## image_tools: Learning to use a tool" in text
     assert text.count("ratio ours / baseline") == 6
 
 
@@ -49,3 +50,13 @@ def test_cpu_learning_benchmark_explains_itself():
     )
     assert result.returncode == 0, result.stderr
     assert "blank-image control" in " ".join(result.stdout.split())
+
+
+def test_image_tools_benchmark_explains_itself():
+    # A full run trains three conditions per seed for minutes each; tests/patches/cpu/test_rollout_plugin_run.py
+    # trains a multi-turn rollout in CI.
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "image_tools.py"), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "image_tools against single_turn and the blank control" in " ".join(result.stdout.split())

@@ -52,7 +52,8 @@ def test_every_recipe_dry_runs_and_its_flags_parse_with_openrlhfs_own_parser(rec
     loaded = load_recipe(recipe)
     args = vars(parse_flags(argv(with_plugin_flags(loaded))))
     assert args["actor.policy_loss_type"] == "ppo"
-    assert args["actor.freeze_visual_encoder"] is True
+    # the zoom task's crops are read only once the vision tower trains (benchmarks/image_tools.md)
+    assert args["actor.freeze_visual_encoder"] is (recipe.name != "zoom-cpu.yaml")
     assert args["data.max_images_per_prompt"] == 1
     assert args["train.agent_func_path"].endswith("agent_executor.py")
     assert args["data.label_key"] == "mm_eureka_label"
@@ -82,7 +83,7 @@ def test_gpu_recipes_run_on_gpus_whatever_the_driver_has_and_auto_is_refused_on_
     from mm_eureka_plugin.launch import use_cpu
 
     for recipe in RECIPES:
-        assert load_recipe(recipe).plugin.device == ("cpu" if recipe.name == "smoke-cpu.yaml" else "cuda")
+        assert load_recipe(recipe).plugin.device == ("cpu" if recipe.name.endswith("-cpu.yaml") else "cuda")
     path = tmp_path / "r.yaml"
     path.write_text("plugin:\n  device: auto\n")
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")

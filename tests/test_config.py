@@ -165,7 +165,13 @@ def test_a_synthetic_task_provides_the_model_and_the_data_under_the_output_dir(t
     recipe.validate()
     task = tmp_path / "run" / "task"
     assert recipe.synthetic_task_dir == task
-    assert as_recipe(recipe.plugin.synthetic_task) == {"seed": 0, "train_size": 16, "eval_size": 32, "blank": True}
+    assert as_recipe(recipe.plugin.synthetic_task) == {
+        "seed": 0,
+        "train_size": 16,
+        "eval_size": 32,
+        "blank": True,
+        "kind": "colour",
+    }
     assert recipe.plugin.data.path == str(task / "train.jsonl") and recipe.plugin.data.format.name == "openrlhf"
     # The config reaches Ray workers intact (as JSON).
     assert parse_plugin_section(as_recipe(recipe.plugin)) == recipe.plugin

@@ -471,3 +471,17 @@ def test_fake_vllm_a_multi_turn_sample_trains_with_its_crop_and_no_loss_on_envir
     prompt_only = {"pixel_values": inputs["pixel_values"][:24], "image_grid_thw": inputs["image_grid_thw"][:1]}
     with torch.no_grad(), pytest.raises(ValueError, match="Image features and image tokens do not match"):
         actor(experience.sequences, experience.action_mask, experience.attention_mask, **prompt_only)
+
+
+def test_fake_vllm_a_dense_reward_credits_the_steps_of_the_last_response_after_a_crop(
+    plugin_env, processor, image_path, prm_dir
+):
+    prm = {"name": "prm", "weight": 0.5, "mode": "dense", "path": str(prm_dir)}
+    reward = {"name": "weighted", "components": [{"name": "accuracy"}, prm]}
+    executor = load_rollout(plugin_env, "image_tools", reward=reward)
+    response = "<step>1 + 1 means two ones.</step><step>Together they make 2.</step><answer>$2$</answer>"
+    output = execute(executor, processor, FakeVLLMEngine(processor.tokenizer, [CROP, response]), "2", [image_path])
+    (_, first_end), (start, end) = output["action_ranges"]
+    positions = [index for index, _ in output["step_rewards"]]
+    assert len(positions) == 3 and all(start <= p < end for p in positions)  # in the scored response only
+    assert output["reward"] == 1.0 and output["extra_logs"]["turns"] == 2.0
