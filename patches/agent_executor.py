@@ -47,6 +47,7 @@ import time
 from collections import Counter
 from copy import deepcopy
 
+from openrlhf.utils import vlm_utils
 from openrlhf.utils.agent import SingleTurnAgentExecutor
 
 from mm_eureka_plugin.checkpoints import vision_logit_bias
@@ -256,31 +257,39 @@ class Episode:
                 return f"rollout executor {executor.rollout_name!r} gave a turn that cannot be shown: {problem}"
             for key in executor.rollout_keys:
                 metrics[key] += float(turn.metrics.get(key, 0.0))
-            if turn.done or not await self._respond(turn, self.processor.decode(action), turn_index, shown):
+            if turn.done:
+                return None
+            try:
+                message = self._message(turn, self.processor.decode(action))
+            except Exception as exc:
+                return f"rollout executor {executor.rollout_name!r} gave a turn that cannot be written: {exc}"
+            if not await self._respond(*message, turn_index, shown):
                 return None
 
-    async def _respond(self, turn: Turn, action_text: str, turn_index: int, shown: list) -> bool:
-        """Append ``turn``'s message and generate the next response; False when the sample's token
-        budget has no room for them (the sample is then marked truncated)."""
-        output, processor = self.output, self.processor
-        text = continuation(processor, action_text, turn.content)
+    def _message(self, turn: Turn, action_text: str) -> tuple[list[int], dict | None, list]:
+        """``turn``'s message after the response ``action_text``: its tokens, its images' training
+        inputs (None without images) and the images as the engine gets them."""
+        text = continuation(self.processor, action_text, turn.content)
         if turn.images:
-            from openrlhf.utils.vlm_utils import process_prompt_with_images
+            return vlm_utils.process_prompt_with_images(self.processor, text, turn.images)
+        tokens = self.processor(text=text, add_special_tokens=False, return_tensors="pt")["input_ids"][0].tolist()
+        return tokens, None, []
 
-            tokens, inputs, images = process_prompt_with_images(processor, text, turn.images)
-        else:
-            tokens = processor(text=text, add_special_tokens=False, return_tensors="pt")["input_ids"][0].tolist()
-            inputs, images = None, []
+    async def _respond(
+        self, tokens: list[int], inputs: dict | None, images: list, turn_index: int, shown: list
+    ) -> bool:
+        """Append a message (``tokens``, its training ``inputs`` and ``images``) and generate the next
+        response; False when the sample's token budget has no room for them (the sample is then
+        marked truncated)."""
+        output = self.output
         observation = output["observation_tokens"]
         room = self.max_length - len(observation) - len(tokens)
         if room <= 0:
             output["truncated"] = True
             return False
-        from openrlhf.utils.vlm_utils import accumulate_mm_inputs
-
         observation = observation + tokens
         shown.extend(images)
-        output["mm_train_inputs"] = accumulate_mm_inputs(output["mm_train_inputs"], inputs)
+        output["mm_train_inputs"] = vlm_utils.accumulate_mm_inputs(output["mm_train_inputs"], inputs)
         params = deepcopy(self.params)
         params.max_tokens = min(params.max_tokens or room, room)
         if getattr(params, "seed", None) is not None:

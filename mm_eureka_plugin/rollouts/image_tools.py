@@ -104,6 +104,8 @@ class ImageToolsEpisode:
         if box is None:
             raise ToolError(f"the box {match['box'].strip()!r} is not four numbers x1, y1, x2, y2.")
         index = int(attrs["image"] or 1)
+        if not self.shown:
+            raise ToolError("there is no image to crop.")
         if not 1 <= index <= len(self.shown):
             raise ToolError(f"there is no image {index}; the images are 1 to {len(self.shown)}.")
         if self.crops >= self.tools.max_tool_images:

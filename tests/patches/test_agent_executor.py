@@ -424,6 +424,11 @@ def test_fake_vllm_a_sample_out_of_tokens_ends_its_episode_truncated(plugin_env,
             "        return Turn(done='think' not in response, content=[{'type': 'image'}])\n",
             "1 image part(s) but it carries 0 image(s)",
         ),
+        (
+            "    def start(self, prompt):\n        return self\n    def step(self, response):\n"
+            "        return Turn(done='think' not in response, content=[{'type': 'image'}], images=['/no/such.png'])\n",
+            "gave a turn that cannot be written: All images failed to load",
+        ),
     ],
 )
 def test_fake_vllm_a_rollout_executor_that_fails_gives_the_sample_reward_0_and_a_reward_error(

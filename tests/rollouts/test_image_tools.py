@@ -94,6 +94,11 @@ def test_without_source_images_it_crops_what_the_policy_sees():
     assert crop.size == (56, 56) and crop.tobytes() == seen.tobytes()
 
 
+def test_a_prompt_without_images_has_nothing_to_crop():
+    turn = ImageTools().start(RolloutPrompt(prompt="p", **BUDGET)).step("<crop>0, 0, 1, 1</crop>")
+    assert turn.content == [{"type": "text", "text": "Crop failed: there is no image to crop."}]
+
+
 def test_its_parameters_are_checked_and_its_instructions_name_the_coordinates():
     with pytest.raises(ValueError, match="coordinates must be one of pixels, normalized"):
         ImageTools(coordinates="percent")
