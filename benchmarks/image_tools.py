@@ -3,7 +3,7 @@
 For each seed k (1..``--seeds``), runs ``mm-eureka train recipes/zoom-cpu.yaml`` three times with
 ``train.seed`` and ``plugin.synthetic_task.seed`` set to k (a new cold-started tiny model, new
 images, new sampling) and the same number of steps: with ``image_tools`` (the policy may crop the
-dark quadrant, where the colour shows), with ``single_turn`` (the baseline: one answer, from the
+square where the colour shows), with ``single_turn`` (the baseline: one answer, from the
 56x56 image where the colour is averaged away) and with ``image_tools`` on the blank control
 (every square grey: no crop shows a colour). Chance is 0.25. For each run it reports greedy
 accuracy on the held-out images at every evaluation (``eval_all_pass1``), the share of samples that

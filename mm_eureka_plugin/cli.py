@@ -81,9 +81,15 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def cmd_data_convert(args: argparse.Namespace) -> int:
-    """Convert a data source to OpenRLHF's native prompt rows, images resized onto the pixel budget."""
+    """Convert a data source to OpenRLHF's native prompt rows, images resized onto the pixel budget
+    (and, with ``--rollout-executor``, with what that executor asks of the data)."""
+    from mm_eureka_plugin.config import build_component
     from mm_eureka_plugin.data import convert_file
+    from mm_eureka_plugin.data.convert import executor_settings
 
+    executor = args.rollout_executor and build_component(
+        "rollout_executor", args.rollout_executor, "--rollout-executor"
+    )
     report = convert_file(
         args.input,
         args.source_format,
@@ -92,6 +98,7 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         on_bad_row=args.on_bad_row,
         progress=True,
+        **(executor_settings(executor) if executor else {}),
         **_format_params(args),
     )
     for bad in report.bad:
@@ -318,6 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--to", choices=["openrlhf"], default="openrlhf", help="output format")
     convert.add_argument("output", help="output .jsonl (images go to OUTPUT_STEM.images/ beside it)")
     convert.add_argument("--on-bad-row", choices=["error", "skip"], default="error", help="default: error")
+    convert.add_argument(
+        "--rollout-executor",
+        metavar="SPEC",
+        help="convert for this rollout executor, written as plugin.rollout_executor is (e.g. image_tools, or "
+        "'{name: image_tools, coordinates: normalized}'): its tool instructions and source images, as training data gets",
+    )
     for command in (check, convert):
         command.add_argument(
             "--system-prompt", help="mm-eureka-7b, mm-eureka-32b, none, or literal text (default: the format's)"

@@ -543,6 +543,18 @@ def _parse_range(value: Any, where: str) -> tuple[float, float] | None:
     return low, high
 
 
+def build_component(kind: str, text: str, where: str) -> Any:
+    """Build the ``kind`` component ``text`` names as a recipe would (a name or reference, or a YAML
+    mapping with ``name`` and parameters; a file reference is relative to the working directory);
+    ``where`` names the text's origin (e.g. a command-line flag) in errors."""
+    try:
+        value = load_yaml(text)
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{where} {text!r}: not valid YAML: {exc}") from None
+    spec = _parse_component(value, where, Path.cwd())
+    return resolve(kind, spec.name, **spec.params)
+
+
 def _parse_component(value: Any, where: str, base_dir: Path | None) -> ComponentSpec:
     if isinstance(value, str):
         name, params = value, {}

@@ -126,9 +126,10 @@ class RolloutExecutor(Protocol):
     is done, writes the turn's message with the model's chat template and generates again. The last
     response is scored by the reward; tokens the episode adds carry no loss. Optional attributes:
     ``metric_keys`` (the names of the turns' metrics, logged for every sample), ``system_prompt``
-    (text added to every training prompt's system message when the data is converted) and
+    (text added to every training prompt's system message when the data is converted),
     ``uses_source_images`` (true: the converted data keeps each image's source resolution for
-    ``RolloutPrompt.source_images``).
+    ``RolloutPrompt.source_images``) and ``max_added_images`` (the most images an episode adds to a
+    sample: the launcher requires room for them in vLLM's per-request image limit).
     """
 
     def start(self, prompt: RolloutPrompt) -> Episode: ...

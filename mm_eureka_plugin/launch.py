@@ -117,13 +117,10 @@ def check_data_path(recipe: Recipe) -> None:
 
 
 def rollout_data_settings(recipe: Recipe) -> dict[str, Any]:
-    """What ``plugin.rollout_executor`` asks of the converted data: ``system_suffix`` (its
-    ``system_prompt``) and ``keep_source_images`` (its ``uses_source_images``)."""
-    executor = recipe.plugin.build("rollout_executor")
-    return {
-        "system_suffix": getattr(executor, "system_prompt", None),
-        "keep_source_images": bool(getattr(executor, "uses_source_images", False)),
-    }
+    """What ``plugin.rollout_executor`` asks of the converted data (:func:`~mm_eureka_plugin.data.convert.executor_settings`)."""
+    from mm_eureka_plugin.data.convert import executor_settings
+
+    return executor_settings(recipe.plugin.build("rollout_executor"))
 
 
 def convert_data(recipe: Recipe) -> Path | None:

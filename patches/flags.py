@@ -146,14 +146,18 @@ def _check_vlm_flags(recipe: Recipe) -> None:
 
 
 def check_images_per_prompt(recipe: Recipe, converted: Path) -> None:
-    """Refuse converted data with more images in a prompt than ``data.max_images_per_prompt`` lets vLLM take."""
+    """Refuse converted data with more images in a prompt, plus those the rollout executor may add
+    (its ``max_added_images``), than ``data.max_images_per_prompt`` lets vLLM take in one request."""
     limit = recipe.openrlhf["data.max_images_per_prompt"]
     with converted.open() as rows:
         most = max((len(json.loads(line)["images"]) for line in rows), default=0)
-    if most > limit:
+    added = int(getattr(recipe.plugin.build("rollout_executor"), "max_added_images", 0))
+    if most + added > limit:
+        adds = f", and the rollout executor adds up to {added}" if added else ""
         raise RecipeError(
             f"{recipe.where}key 'openrlhf.data.max_images_per_prompt' is {limit}, but a prompt of "
-            f"{recipe.plugin.data.path} has {most} images. Set it to {most}."
+            f"{recipe.plugin.data.path} has {most} images{adds}: vLLM takes at most {limit} in one request. "
+            f"Set it to {most + added}."
         )
 
 

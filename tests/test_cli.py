@@ -52,9 +52,9 @@ def test_every_recipe_dry_runs_and_its_flags_parse_with_openrlhfs_own_parser(rec
     loaded = load_recipe(recipe)
     args = vars(parse_flags(argv(with_plugin_flags(loaded))))
     assert args["actor.policy_loss_type"] == "ppo"
-    # the zoom task's crops are read only once the vision tower trains (benchmarks/image_tools.md)
-    assert args["actor.freeze_visual_encoder"] is (recipe.name != "zoom-cpu.yaml")
-    assert args["data.max_images_per_prompt"] == 1
+    assert args["actor.freeze_visual_encoder"] is True
+    added = getattr(loaded.plugin.build("rollout_executor"), "max_added_images", 0)
+    assert args["data.max_images_per_prompt"] == 1 + added  # room for image_tools' crops in a vLLM request
     assert args["train.agent_func_path"].endswith("agent_executor.py")
     assert args["data.label_key"] == "mm_eureka_label"
     assert args["algo.dynamic_filtering_enable"] is (loaded.plugin.accuracy_filter is not None)

@@ -55,6 +55,15 @@ MAX_LISTED_ROWS = 20
 """Bad rows listed in a :class:`DataError` message before "and K more"."""
 
 
+def executor_settings(executor: Any) -> dict[str, Any]:
+    """What a rollout executor asks of the converted data, as :func:`convert_file` keywords:
+    ``system_suffix`` (its ``system_prompt``) and ``keep_source_images`` (its ``uses_source_images``)."""
+    return {
+        "system_suffix": getattr(executor, "system_prompt", None),
+        "keep_source_images": bool(getattr(executor, "uses_source_images", False)),
+    }
+
+
 @dataclass
 class DataReport:
     """What :func:`check_file` or :func:`convert_file` found: rows read, bad rows (skipped when

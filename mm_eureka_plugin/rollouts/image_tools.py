@@ -165,6 +165,11 @@ class ImageTools:
             raise ValueError("max_turns must be at least 1, max_tool_images at least 0 and max_zoom at least 1.")
 
     @property
+    def max_added_images(self) -> int:
+        """The most crops one sample can add: one per response but the last, at most ``max_tool_images``."""
+        return min(self.max_tool_images, self.max_turns - 1)
+
+    @property
     def system_prompt(self) -> str | None:
         """Text added to every training prompt's system message (None: nothing)."""
         return instructions(self.coordinates) if self.instructions else None

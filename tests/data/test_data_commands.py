@@ -2,6 +2,7 @@
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +47,34 @@ def test_convert_refuses_bad_rows_unless_told_to_skip(bad_corpus, tmp_path, caps
     assert sum(1 for _ in out.open()) == 18 - len(bad_corpus.expected["bad-mmk12"])
 
 
+def test_convert_for_a_rollout_executor_adds_its_instructions_and_keeps_source_images(good_data, tmp_path, capsys):
+    from PIL import Image
+
+    from mm_eureka_plugin.rollouts.image_tools import instructions
+
+    argv = ["data", "convert", str(good_data.mmk12), "--system-prompt", "none"]
+    assert main([*argv, str(tmp_path / "plain.jsonl")]) == 0
+    assert (
+        main(
+            [*argv, str(tmp_path / "tools.jsonl"), "--rollout-executor", "{name: image_tools, coordinates: normalized}"]
+        )
+        == 0
+    )
+    plain, tools = ([json.loads(line) for line in (tmp_path / f"{n}.jsonl").open()] for n in ("plain", "tools"))
+    names = [[[Path(image).name for image in row["images"]] for row in rows] for rows in (tools, plain)]
+    assert names[0] == names[1] and any(names[0])  # the same budgeted images
+    for row in tools:
+        assert row["prompt"][0] == {"role": "system", "content": [{"type": "text", "text": instructions("normalized")}]}
+        sources = json.loads(row["metadata"])["source_images"]
+        assert len(sources) == len(row["images"]) and all(Image.open(path).size for path in sources)
+    assert all("source_images" not in json.loads(row["metadata"]) for row in plain)
+    capsys.readouterr()
+    assert main([*argv, str(tmp_path / "bad.jsonl"), "--rollout-executor", "{name: image_tools, max_turns: 0}"]) == 2
+    assert "rollout_executor 'image_tools': max_turns must be at least 1" in capsys.readouterr().err
+    assert main([*argv, str(tmp_path / "bad.jsonl"), "--rollout-executor", "image_toolz"]) == 2
+    assert "image_toolz" in capsys.readouterr().err and not (tmp_path / "bad.jsonl").exists()
+
+
 def recipe_for(tmp_path, data_path, on_bad_row="error", max_images=2):
     path = tmp_path / "recipe.yaml"
     path.write_text(
@@ -82,7 +111,9 @@ def test_launcher_converts_for_image_tools_with_its_instructions_and_source_imag
     from mm_eureka_plugin.rollouts.image_tools import instructions
 
     plain = prepare_data(recipe_for(tmp_path, good_data.mmk12)).openrlhf["data.prompt_dataset"]
-    tools = load_recipe(recipe_for(tmp_path, good_data.mmk12).path, ["plugin.rollout_executor=image_tools"])
+    tools = load_recipe(
+        recipe_for(tmp_path, good_data.mmk12, max_images=5).path, ["plugin.rollout_executor=image_tools"]
+    )
     converted = prepare_data(tools).openrlhf["data.prompt_dataset"]
     assert converted != plain  # its own conversion, not the plain one reused
     row = json.loads(open(converted).readline())
@@ -104,7 +135,16 @@ def test_launcher_stops_on_bad_rows_before_ray_or_skips_and_logs_them(bad_corpus
 def test_launcher_refuses_more_images_than_vllm_is_told_to_expect(good_data, tmp_path):
     most = max(len(names) for _, names, _, _ in good_data.expected)
     assert most >= 2
-    with pytest.raises(RecipeError, match=f"has {most} images. Set it to {most}"):
+    with pytest.raises(
+        RecipeError, match=f"has {most} images: vLLM takes at most {most - 1} in one request. Set it to {most}"
+    ):
         prepare_data(recipe_for(tmp_path, good_data.mmk12, max_images=most - 1))
+    prepare_data(recipe_for(tmp_path, good_data.mmk12, max_images=most))
+    tools = recipe_for(tmp_path, good_data.mmk12, max_images=most).path
+    with pytest.raises(
+        RecipeError, match=f"has {most} images, and the rollout executor adds up to 2: .* Set it to {most + 2}"
+    ):
+        prepare_data(load_recipe(tools, ["plugin.rollout_executor={name: image_tools, max_turns: 3}"]))
+    prepare_data(load_recipe(tools, ["plugin.rollout_executor={name: image_tools, max_tool_images: 0}"]))
     with pytest.raises(RecipeError, match="'plugin.data.path' is not set"):
         prepare_data(recipe_for(tmp_path, "null"))

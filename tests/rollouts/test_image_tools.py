@@ -87,6 +87,16 @@ def test_turns_and_crops_are_bounded_and_the_last_turn_is_announced():
     assert third.done and third.metrics["tool_calls"] == 1.0
 
 
+@pytest.mark.parametrize(("max_turns", "max_tool_images"), [(3, 4), (4, 2), (1, 4)])
+def test_max_added_images_is_the_most_crops_a_sample_gets(max_turns, max_tool_images):
+    tools = ImageTools(max_turns=max_turns, max_tool_images=max_tool_images)
+    episode, added, turn = start(tools), 0, None
+    while turn is None or not turn.done:
+        turn = episode.step("<crop>0, 0, 28, 28</crop>")  # a crop every turn
+        added += len(turn.images)
+    assert added == tools.max_added_images
+
+
 def test_without_source_images_it_crops_what_the_policy_sees():
     seen = source_image().resize((56, 56))
     episode = ImageTools().start(RolloutPrompt(prompt="p", images=[seen], **BUDGET))

