@@ -13,8 +13,9 @@ with no ``<crop`` in it is the final answer, which the reward scores.
 
 A call that cannot be served (no such image, a box outside the image or empty, a box that would be
 zoomed more than ``max_zoom`` times, text that is not a call, the image limit reached) gets a
-one-line error as the next user message, never an exception, and counts in ``tool_errors``.
-``max_turns`` bounds the responses per sample (the last one is scored whatever it holds; the turn
+one-line error as the next user message, never an exception, and counts in ``tool_errors``; past
+``max_tool_errors`` failed calls, a failed call ends the episode instead and is scored as the final
+answer (whose reward it rarely earns). ``max_turns`` bounds the responses per sample (the last one is scored whatever it holds; the turn
 before it is told so), ``max_tool_images`` the crops per sample.
 """
 
@@ -75,6 +76,7 @@ class ImageToolsEpisode:
     shown: list[_Shown] = field(default_factory=list)
     turns: int = 0
     crops: int = 0
+    errors: int = 0
 
     def step(self, response: str) -> Turn:
         self.turns += 1
@@ -86,6 +88,9 @@ class ImageToolsEpisode:
             text, images = self._crop(response)
         except ToolError as exc:
             metrics["tool_errors"] = 1.0
+            self.errors += 1
+            if self.tools.max_tool_errors is not None and self.errors > self.tools.max_tool_errors:
+                return Turn(done=True, metrics=metrics)
             text, images = f"Crop failed: {exc}", []
         if self.turns == self.tools.max_turns - 1:
             text += " This is your last turn: give your final answer."
@@ -146,13 +151,16 @@ class ImageTools:
     ``coordinates``: ``pixels`` (of the image as the policy sees it) or ``normalized`` (0-1);
     ``max_turns``: responses per sample, the final answer included; ``max_tool_images``: crops per
     sample; ``max_zoom``: the most a crop is enlarged to reach the pixel budget's minimum;
-    ``instructions``: add the call format to every training prompt's system message.
+    ``max_tool_errors``: failed calls answered with an error message, after which a failed call
+    ends the episode and is scored (None: no limit); ``instructions``: add the call format to every
+    training prompt's system message.
     """
 
     coordinates: Literal["pixels", "normalized"] = "pixels"
     max_turns: int = 4
     max_tool_images: int = 4
     max_zoom: float = 8.0
+    max_tool_errors: int | None = None
     instructions: bool = True
 
     metric_keys = METRIC_KEYS
@@ -163,6 +171,8 @@ class ImageTools:
             raise ValueError(f"coordinates must be one of {', '.join(INSTRUCTIONS)}, got {self.coordinates!r}.")
         if self.max_turns < 1 or self.max_tool_images < 0 or self.max_zoom < 1:
             raise ValueError("max_turns must be at least 1, max_tool_images at least 0 and max_zoom at least 1.")
+        if self.max_tool_errors is not None and self.max_tool_errors < 0:
+            raise ValueError(f"max_tool_errors must be at least 0 (or null: no limit), got {self.max_tool_errors}.")
 
     @property
     def max_added_images(self) -> int:

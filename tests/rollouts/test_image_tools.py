@@ -87,6 +87,16 @@ def test_turns_and_crops_are_bounded_and_the_last_turn_is_announced():
     assert third.done and third.metrics["tool_calls"] == 1.0
 
 
+@pytest.mark.parametrize("max_tool_errors", [0, 1])
+def test_past_max_tool_errors_a_failed_call_ends_the_episode_and_is_scored(max_tool_errors):
+    episode = start(ImageTools(max_turns=4, max_tool_errors=max_tool_errors))
+    told = [episode.step("<crop>1, 2, 3</crop>") for _ in range(max_tool_errors)]
+    assert all(not turn.done and text(turn).startswith("Crop failed: ") for turn in told)
+    assert episode.step("<crop>0, 0, 28, 28</crop>").images  # a call that is served does not count
+    last = episode.step("<crop>1, 2, 3</crop>")
+    assert last.done and last.metrics == {"turns": 1.0, "tool_calls": 1.0, "tool_errors": 1.0}
+
+
 @pytest.mark.parametrize(("max_turns", "max_tool_images"), [(3, 4), (4, 2), (1, 4)])
 def test_max_added_images_is_the_most_crops_a_sample_gets(max_turns, max_tool_images):
     tools = ImageTools(max_turns=max_turns, max_tool_images=max_tool_images)
@@ -114,6 +124,8 @@ def test_its_parameters_are_checked_and_its_instructions_name_the_coordinates():
         ImageTools(coordinates="percent")
     with pytest.raises(ValueError, match="max_turns must be at least 1"):
         ImageTools(max_turns=0)
+    with pytest.raises(ValueError, match="max_tool_errors must be at least 0"):
+        ImageTools(max_tool_errors=-1)
     assert "<crop image=N>x1, y1, x2, y2</crop>" in ImageTools().system_prompt
     assert "from 0 to 1" in instructions("normalized") and "from 0 to 1" not in instructions("pixels")
     assert ImageTools(instructions=False).system_prompt is None
