@@ -42,10 +42,10 @@ def run(out_dir: Path, seed: int, condition: dict, sets: list[str]) -> dict:
     items = {"openrlhf.train.seed": seed, "plugin.synthetic_task.seed": seed, **condition}
     seconds, peak, train, metrics = train_run(RECIPE, out_dir, [f"{k}={v}" for k, v in items.items()] + sets)
     evals = {step: m["eval_all_pass1"] for step, m in metrics.items()}
-    last = [train[step] for step in sorted(train)[-LAST:]]
-    logged = "tool_calls" in last[-1]  # single_turn logs no tool metrics
-    calls = statistics.mean(m["tool_calls"] for m in last) if logged else None
-    errors = statistics.mean(m["tool_errors"] for m in last) if logged else None
+    # the last steps that trained (a step the data ran out in logs only its rollout); single_turn logs none
+    last = [train[step] for step in sorted(train) if "tool_calls" in train[step]][-LAST:]
+    calls = statistics.mean(m["tool_calls"] for m in last) if last else None
+    errors = statistics.mean(m["tool_errors"] for m in last) if last else None
     return {
         "seed": seed,
         "seconds": round(seconds, 1),

@@ -80,8 +80,8 @@ def build_colour_task(
         raise ValueError(f"kind must be one of {', '.join(TASK_KINDS)}, got {kind!r}.")
     out_dir = Path(out_dir).resolve()
     params = {"seed": seed, "train_size": train_size, "eval_size": eval_size, "blank": blank}
-    if kind != "colour":  # a colour task's marker stays as it was before kinds existed
-        params["kind"] = kind
+    if kind == "zoom":  # a colour task's marker stays as it was before kinds existed
+        params.update(kind=kind, design=synthetic_zoom.DESIGN)
     task = ColourTask(out_dir / "model", out_dir / "train.jsonl", out_dir / "eval.jsonl")
     if _is_built(out_dir, params):
         return task

@@ -20,6 +20,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+DESIGN = 3
+"""The task's design (images, box, cold start), recorded with a built task: a task directory built
+by an earlier design is refused, not reused."""
 COLOURS = {"red": (220, 40, 40), "green": (40, 180, 60), "blue": (40, 70, 220), "white": (235, 235, 235)}
 """The answer words and their RGB colours (each with a distinct mirror about grey)."""
 GREY = (128, 128, 128)

@@ -15,7 +15,7 @@ from mm_eureka_plugin.data import LABEL_COLUMN, decode_label
 from mm_eureka_plugin.data.images import apply_pixel_budget
 from mm_eureka_plugin.rollouts import ImageTools, RolloutPrompt
 from mm_eureka_plugin.synthetic import QUESTION, build_colour_task
-from mm_eureka_plugin.synthetic_zoom import BOX, COLOURS, GREY, PIXELS, zoom_image
+from mm_eureka_plugin.synthetic_zoom import BOX, COLOURS, DESIGN, GREY, PIXELS, zoom_image
 
 
 def seen_and_crop(colour, box):
@@ -58,7 +58,22 @@ def test_the_task_keeps_source_images_for_eval_and_balances_colours(zoom_task):
         [source], [seen] = metadata["source_images"], row["images"]
         assert Image.open(source).size == (448, 448) and Image.open(seen).size == (56, 56)
         assert json.loads(row["metadata"])["source_images"] == [source]
-    assert json.loads((zoom_task.model.parent / "task.json").read_text())["kind"] == "zoom"
+    marker = json.loads((zoom_task.model.parent / "task.json").read_text())
+    assert (marker["kind"], marker["design"]) == ("zoom", DESIGN)
+
+
+def test_a_task_directory_of_an_earlier_design_is_refused(tmp_path):
+    marker = {
+        "seed": 0,
+        "train_size": 4,
+        "eval_size": 4,
+        "blank": False,
+        "kind": "zoom",
+    }  # before designs were recorded
+    (tmp_path / "task.json").write_text(json.dumps(marker))
+    with pytest.raises(ValueError, match="Delete it or pick another directory"):
+        build_colour_task(tmp_path, train_size=4, eval_size=4, kind="zoom")
+    assert [path.name for path in tmp_path.iterdir()] == ["task.json"]
 
 
 def test_the_cold_start_teaches_the_call_format_not_the_answer(zoom_task):
