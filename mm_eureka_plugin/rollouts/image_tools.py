@@ -15,8 +15,8 @@ A call that cannot be served (no such image, a box outside the image or empty, a
 zoomed more than ``max_zoom`` times, text that is not a call, the image limit reached) gets a
 one-line error as the next user message, never an exception, and counts in ``tool_errors``; past
 ``max_tool_errors`` failed calls, a failed call ends the episode instead and is scored as the final
-answer (whose reward it rarely earns). ``max_turns`` bounds the responses per sample (the last one is scored whatever it holds; the turn
-before it is told so), ``max_tool_images`` the crops per sample.
+answer (whose reward it rarely earns). ``max_turns`` bounds the responses per sample (the last one
+is scored whatever it holds; the turn before it is told so), ``max_tool_images`` the crops per sample.
 """
 
 from __future__ import annotations
